@@ -1,0 +1,29 @@
+"""``python -m jittor_support.prepare``: provide oneDNN, compile Jittor's core once, and prove both work."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def main() -> int:
+    start = time.time()
+    print("preparing Jittor (the first time compiles its core: 2-3 minutes on 2 cores) ...", flush=True)
+    try:
+        from jittor_support.runtime import JittorSetupError, jt  # noqa: F401
+    except Exception as e:  # the runtime's own error says how to fix it
+        print(f"jittor set-up failed: {e}", file=sys.stderr)
+        return 1
+    from jittor import compile_extern, nn
+
+    import numpy as np
+
+    x = jt.array(np.ones((1, 4, 8, 8), np.float32))
+    nn.Conv2d(4, 4, 3, padding=1)(x).sync()  # compiles and runs a oneDNN conv
+    onednn = compile_extern.mkl_ops is not None
+    print(f"jittor {jt.__version__} ready in {time.time() - start:.0f} s; oneDNN: "
+          f"{'yes' if onednn else 'NO (slow path accepted by MLPZOO_ALLOW_SLOW_JITTOR=1)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Prepare the environment Jittor needs, then import it: no CUDA probing, oneDNN provided offline, quiet.
+
+Import this module (``from jittor_support.runtime import jt``) before anything else touches ``jittor``.
+
+Environment variables:
+- ``MLPZOO_ALLOW_SLOW_JITTOR=1``: accept running without oneDNN (Jittor's own kernels, 25-100x slower).
+- ``MLPZOO_JITTOR_VERBOSE=1``: keep Jittor's log output.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+# oneDNN 2.6 from the onednn-cpu-gomp / onednn-devel-cpu-gomp wheels; Jittor looks for its own 2.2 download.
+_DNNL_DIR = "dnnl_lnx_2.2.0_cpu_gomp"
+_FIX_HINT = ("install it with: pip install onednn-cpu-gomp==2022.2.1 onednn-devel-cpu-gomp==2022.2.1 "
+             "(or `make setup`), or set MLPZOO_ALLOW_SLOW_JITTOR=1 to run 25-100x slower without it")
+
+
+class JittorSetupError(RuntimeError):
+    """Jittor cannot be prepared the way the zoo needs it."""
+
+
+def jittor_home() -> Path:
+    """The folder Jittor keeps its caches under, resolved as Jittor itself does."""
+    if os.environ.get("JITTOR_HOME"):
+        return Path(os.environ["JITTOR_HOME"]).resolve()
+    config = Path.home() / ".cache" / "jittor" / "config.json"
+    try:
+        return Path(json.loads(config.read_text()).get("JITTOR_HOME", str(Path.home())))
+    except (OSError, ValueError):
+        return Path.home()
+
+
+def has_cuda_device() -> bool:
+    """Whether an NVIDIA GPU is visible (a CUDA toolkit alone is not enough for Jittor)."""
+    return Path("/dev/nvidiactl").exists() and Path("/dev/nvidia0").exists()
+
+
+def _wheel_onednn(prefix: Path) -> tuple[Path, Path] | None:
+    """(libdnnl.so.2, include dir) installed by the oneDNN wheels under ``prefix``, if present."""
+    lib, include = prefix / "lib" / "libdnnl.so.2", prefix / "include"
+    if lib.exists() and (include / "dnnl.hpp").exists():
+        return lib.resolve(), include
+    return None
+
+
+def provision_onednn() -> Path:
+    """Make Jittor's oneDNN folder point at the wheel's files, so Jittor never tries to download it."""
+    target = jittor_home() / ".cache" / "jittor" / "mkl" / _DNNL_DIR
+    lib_dir = target / "lib"
+    if (lib_dir / "libmkldnn.so").exists() and (target / "include").is_dir():
+        return target  # already provided (by us, or by Jittor's own download)
+    found = _wheel_onednn(Path(sys.prefix))
+    if found is None:
+        raise JittorSetupError(f"oneDNN not found under {sys.prefix}: {_FIX_HINT}")
+    lib, include = found
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    for name, src in (("libmkldnn.so", lib), ("libdnnl.so.2", lib)):
+        link = lib_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()  # a dangling link left by a removed environment
+        link.symlink_to(src)
+    inc = target / "include"
+    if inc.is_symlink():
+        inc.unlink()
+    if not inc.exists():
+        inc.symlink_to(include, target_is_directory=True)
+    return target
+
+
+def _prepare_environment() -> bool:
+    """Set Jittor's environment switches; return whether the slow path was explicitly accepted."""
+    allow_slow = os.environ.get("MLPZOO_ALLOW_SLOW_JITTOR") == "1"
+    if not has_cuda_device():
+        os.environ.setdefault("nvcc_path", "")  # no GPU: stop Jittor probing for a CUDA toolkit
+    os.environ.setdefault("FIX_TORCH_ERROR", "0")  # Jittor must not import torch behind our back
+    os.environ.setdefault("cache_name", "default")  # else Jittor names its cache after a git branch
+    if os.environ.get("MLPZOO_JITTOR_VERBOSE") != "1":
+        os.environ.setdefault("log_silent", "1")
+    if allow_slow:
+        try:
+            provision_onednn()
+        except JittorSetupError:
+            os.environ["use_mkl"] = "0"
+    elif os.environ.get("use_mkl") == "0":
+        raise JittorSetupError(f"use_mkl=0 disables oneDNN; unset it, or {_FIX_HINT.split(', or ')[-1]}")
+    else:
+        provision_onednn()
+    return allow_slow
+
+
+def _import_jittor():
+    allow_slow = _prepare_environment()
+    import jittor
+    from jittor import compile_extern
+
+    if compile_extern.mkl_ops is None and not allow_slow:
+        raise JittorSetupError(f"Jittor started without oneDNN: {_FIX_HINT}")
+    jittor.flags.log_silent = int(os.environ.get("log_silent", "0"))
+    return jittor
+
+
+jt = _import_jittor()

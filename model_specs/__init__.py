@@ -1,0 +1,14 @@
+"""Framework-neutral facts about every model in the zoo: variant tables, published figures, and how to
+recognise each family's native state dict. Every module here but the helpers is a family and registers
+itself on import."""
+import importlib
+import pkgutil
+
+from .registry import FAMILIES, VARIANTS, Family, ModelInfo, variant
+
+_HELPERS = {"registry", "drop_path"}
+for _mod in pkgutil.iter_modules(__path__):
+    if _mod.name not in _HELPERS:
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+__all__ = ["FAMILIES", "VARIANTS", "Family", "ModelInfo", "variant"]

@@ -1,0 +1,41 @@
+"""The PyTorch model registry: ``create_model(name, pretrained=None, **kwargs)`` and ``list_models()``."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from weights_convert.pretrained import build_with_weights
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def load_state(model: nn.Module, state: dict[str, np.ndarray]) -> None:
+    """Load an already strictly matched numpy state dict."""
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v, order="C")) for k, v in state.items()}, strict=True)
+
+
+def create_model(name: str, pretrained: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
+    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format.
+
+    ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust).
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model '{name}'; known: {', '.join(list_models())}")
+    return build_with_weights(_MODELS[name], name, pretrained, state_shapes, load_state, **kwargs)

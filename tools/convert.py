@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Convert a checkpoint between PyTorch and Jittor, strictly, for any model of the zoo.
+
+  python tools/convert.py torch2jittor SRC DST.pkl [--model NAME] [--verify]
+  python tools/convert.py jittor2torch SRC.pkl DST.pth [--model NAME] [--verify]
+
+SRC may be any supported file: PyTorch .pth/.pt/.bin/.ckpt/.pth.tar (zip or legacy), Jittor .pkl,
+.safetensors or .npz, as saved by either framework or as released officially (SPACH sMLPNet, ...).
+The usual wrappers ('model', 'state_dict', 'state_dict_ema', 'module.' prefixes) are unwrapped and reported.
+Without --model the architecture is detected from the keys and shapes. Nothing is written unless every
+key and shape fits the model; the output appears only when complete, and never replaces a file unless
+--force is given. Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on any error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from weights_convert import CheckpointError, check_destination, read_checkpoint, write_atomic  # noqa: E402
+from weights_convert.formats import TORCH_SUFFIXES  # noqa: E402
+
+DIRECTIONS = {"torch2jittor": ("Jittor", (".pkl",)),
+              "jittor2torch": ("PyTorch", TORCH_SUFFIXES + (".safetensors",))}
+VERIFY_TOLERANCE = 1e-4  # max abs diff of logits relative to max |logit|
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="convert.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("direction", choices=sorted(DIRECTIONS), help="which framework the output is for")
+    p.add_argument("src", help="checkpoint to read (never modified)")
+    p.add_argument("dst", help="file to write: .pkl for Jittor; .pth/.pt/.bin/.ckpt/.pth.tar/.safetensors "
+                               "for PyTorch")
+    p.add_argument("--model", help="variant name (default: detected from the keys and shapes)")
+    p.add_argument("--verify", action="store_true",
+                   help="build the model in both frameworks, run a random batch, report the max abs diff")
+    p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("--ema", action="store_true", help="take the EMA weights when the file holds both")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow pickled objects beyond arrays (can run code: only for files you trust)")
+    p.add_argument("--allow-nonfinite", action="store_true", help="convert weights holding NaN or Inf")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return p.parse_args(argv)
+
+
+def expected_shapes(name: str, kwargs: dict) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of ``name``, from the PyTorch model built without allocating weights."""
+    import torch
+
+    import models_pytorch
+
+    if name not in models_pytorch.list_models():
+        raise CheckpointError(f"unknown model '{name}'; known: {', '.join(models_pytorch.list_models())}")
+    with torch.device("meta"):
+        return models_pytorch.state_shapes(models_pytorch.create_model(name, **kwargs))
+
+
+def run(args: argparse.Namespace) -> int:
+    target, suffixes = DIRECTIONS[args.direction]
+    if not args.dst.lower().endswith(suffixes):
+        raise CheckpointError(f"{args.dst}: {args.direction} writes a {target} file ({', '.join(suffixes)})")
+    check_destination(args.dst, force=args.force, src=args.src)
+    ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle, allow_nonfinite=args.allow_nonfinite,
+                           prefer="state_dict_ema" if args.ema else None)
+    if args.model:
+        name, kwargs = args.model, dict(ckpt.model_kwargs)
+        detected = None
+    else:
+        name, kwargs = ckpt.detect()
+        detected = name
+    state = ckpt.fit(expected_shapes(name, kwargs), name)
+    fmt = write_atomic(args.dst, state, force=args.force)
+    how = "detected" if detected else "given"
+    extra = "".join(f", {k}={v}" for k, v in kwargs.items())
+    print(f"read {args.src}: {ckpt.summary()}")
+    print(f"wrote {args.dst}: {name} ({how}{extra}), {len(state)} tensors, {fmt} format")
+    if args.verify:
+        from tools.crosscheck import cross_check
+
+        check = cross_check(name, state, **kwargs)
+        ok = check.relative <= VERIFY_TOLERANCE
+        print(f"verify: max abs diff {check.max_abs_diff:.3g} (max |logit| {check.max_abs_logit:.3g}, "
+              f"relative {check.relative:.2g}, tolerance {VERIFY_TOLERANCE:g}): {'OK' if ok else 'MISMATCH'}")
+        return 0 if ok else 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (CheckpointError, ValueError, KeyError, OSError) as e:
+        if args.debug:
+            traceback.print_exc()
+        msg = str(e).strip("'\"").replace("\n", " ")
+        print(f"convert.py: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

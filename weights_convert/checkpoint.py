@@ -1,0 +1,58 @@
+"""Reading any supported checkpoint into native names, and fitting it strictly to a model."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import layouts
+from .checks import Shapes, check_values, match_state
+from .containers import unwrap
+from .detect import detect
+from .errors import CheckpointError
+from .formats import read_file
+
+State = dict[str, np.ndarray]
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint's weights in the zoo's native names, with what was learnt while reading it."""
+
+    path: str
+    state: State
+    file_format: str
+    container: str
+    layout: str  # "native" or the official release layout it was translated from
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # needed to reproduce the official model
+    notes: list[str] = field(default_factory=list)
+
+    def detect(self) -> tuple[str, dict[str, Any]]:
+        """(variant name, extra build arguments) that these weights belong to."""
+        name, extra = detect(self.state, self.path)
+        return name, {**self.model_kwargs, **extra}
+
+    def fit(self, expected: Shapes, model: str) -> State:
+        """The weights for a model whose state dict has ``expected`` shapes; strict."""
+        return match_state(self.state, expected, self.path, model)
+
+    def summary(self) -> str:
+        parts = [f"{self.file_format} file", self.container, f"{self.layout} layout"] + self.notes
+        return "; ".join(parts)
+
+
+def read_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, allow_nonfinite: bool = False,
+                    prefer: str | None = None) -> Checkpoint:
+    """Read ``path`` (any supported format and container) and translate an official layout to native."""
+    source = str(path)
+    obj, fmt = read_file(path, trust_pickle=trust_pickle)
+    raw, container = unwrap(obj, source, prefer=prefer)
+    state, notes = check_values(raw, source, allow_nonfinite=allow_nonfinite)
+    try:
+        native, layout = layouts.to_native(state)
+    except (KeyError, ValueError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"{source}: an incomplete official checkpoint ({type(e).__name__}: {e})") from None
+    return Checkpoint(source, native, fmt, container, layout.name if layout else "native",
+                      dict(layout.model_kwargs) if layout else {}, notes)

@@ -1,0 +1,43 @@
+"""Finding the state dict inside a checkpoint: the usual wrappers and prefixes, said out loud."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError
+
+# tried in this order, as the official evaluation scripts do (EMA weights only when asked for)
+WRAPPER_KEYS = ("model", "state_dict", "state_dict_ema", "model_ema", "module")
+PREFIXES = ("module.", "model.")
+
+
+def _is_state(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, (np.ndarray, np.generic, int, float)) for k, v in obj.items())
+
+
+def unwrap(obj: Any, path: str, prefer: str | None = None) -> tuple[dict[str, np.ndarray], str]:
+    """The flat name -> array dict inside ``obj`` and a description of where it was found.
+
+    ``prefer`` names the wrapper entry to take when several are present (e.g. ``model`` over ``model_ema``).
+    """
+    entries: list[str] = []
+    prefixes: list[str] = []
+    while not _is_state(obj):
+        if not isinstance(obj, dict):
+            raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+        keys = [prefer] if prefer in obj else []
+        keys += [k for k in WRAPPER_KEYS if k in obj and k != prefer]
+        keys = [k for k in keys if isinstance(obj[k], dict) and obj[k]]
+        if not keys:
+            found = ", ".join(map(str, list(obj)[:6]))
+            raise CheckpointError(f"{path}: no state dict found (top-level entries: {found})")
+        entries.append(f"'{keys[0]}'")
+        obj = obj[keys[0]]
+    state = {k: np.asarray(v) for k, v in obj.items()}
+    for prefix in PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+            prefixes.append(f"prefix '{prefix}' removed")
+    return state, ", ".join([f"entry {' -> '.join(entries)}" if entries else "top level"] + prefixes)
