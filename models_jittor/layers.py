@@ -34,7 +34,9 @@ class LayerNorm(nn.Module):
         self.bias = jt.zeros(dim)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        centred = x - x.mean(-1, keepdims=True)
+        # Jittor sums float32 naively: shifting by one sample first keeps the sums small on uncentred input
+        shifted = x - x[..., :1]
+        centred = shifted - shifted.mean(-1, keepdims=True)
         var = (centred * centred).mean(-1, keepdims=True)
         return centred / jt.sqrt(var + self.eps) * self.weight + self.bias
 
@@ -54,12 +56,12 @@ class DropPath(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU -> Linear, applied over the last axis."""
+    """Linear -> GELU -> Linear over the last axis, back to ``dim`` unless ``out_dim`` is given."""
 
-    def __init__(self, dim: int, hidden: int, gelu: str = "exact") -> None:
+    def __init__(self, dim: int, hidden: int, gelu: str = "exact", out_dim: int | None = None) -> None:
         self.fc1 = nn.Linear(dim, hidden)
         self.act = gelu_layer(gelu)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.fc2(self.act(self.fc1(x)))

@@ -38,7 +38,8 @@ def load_state(model: nn.Module, state: dict[str, np.ndarray]) -> None:
 def create_model(name: str, pretrained: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
     """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format.
 
-    ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust).
+    ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust); ``ema=True`` takes
+    the EMA weights of a training checkpoint; ``allow_nonfinite=True`` accepts NaN/Inf weights.
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model '{name}'; known: {', '.join(list_models())}")

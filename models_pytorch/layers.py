@@ -36,13 +36,13 @@ class DropPath(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU -> Linear, applied over the last axis."""
+    """Linear -> GELU -> Linear over the last axis, back to ``dim`` unless ``out_dim`` is given."""
 
-    def __init__(self, dim: int, hidden: int, gelu: str = "exact") -> None:
+    def __init__(self, dim: int, hidden: int, gelu: str = "exact", out_dim: int | None = None) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = gelu_layer(gelu)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))

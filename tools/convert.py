@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{args.dst}: {args.direction} writes a {target} file ({', '.join(suffixes)})")
     check_destination(args.dst, force=args.force, src=args.src)
     ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle, allow_nonfinite=args.allow_nonfinite,
-                           prefer="state_dict_ema" if args.ema else None)
+                           ema=args.ema)
     if args.model:
         name, kwargs = args.model, dict(ckpt.model_kwargs)
         detected = None
@@ -93,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return run(args)
-    except (CheckpointError, ValueError, KeyError, OSError) as e:
+    except Exception as e:  # every failure is one line (a traceback only with --debug)
         if args.debug:
             traceback.print_exc()
         msg = str(e).strip("'\"").replace("\n", " ")
+        if not isinstance(e, (CheckpointError, OSError)):
+            msg = f"{type(e).__name__}: {msg}"
         print(f"convert.py: error: {msg}", file=sys.stderr)
         return 2
 

@@ -26,35 +26,64 @@ def input_size(kwargs: dict[str, Any]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+def random_input(batch: int, kwargs: dict[str, Any], seed: int = 0) -> np.ndarray:
+    """A standard-normal image batch of the size the variant built with ``kwargs`` takes."""
+    shape = (batch, kwargs.get("in_chans", 3), *input_size(kwargs))
+    return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+
+
+def build_torch(name: str, state: dict[str, np.ndarray], device: str = "cpu", **kwargs: Any) -> Any:
+    """The PyTorch variant ``name`` holding ``state``, in eval mode, on ``device``."""
+    import models_pytorch
+
+    model = models_pytorch.create_model(name, **kwargs)
+    models_pytorch.load_state(model, state)
+    return model.eval().to(device)
+
+
+def build_jittor(name: str, state: dict[str, np.ndarray], **kwargs: Any) -> Any:
+    """The Jittor variant ``name`` holding ``state``, in eval mode (on CUDA while ``jittor_device('cuda')``)."""
+    import models_jittor
+
+    model = models_jittor.create_model(name, **kwargs)
+    models_jittor.load_state(model, state)
+    model.eval()
+    return model
+
+
+class jittor_device:
+    """Context manager running Jittor on ``device`` ('cpu' or 'cuda'), restoring CPU afterwards."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def __enter__(self) -> None:
+        from jittor_support.runtime import jt
+
+        jt.flags.use_cuda = int(self.device == "cuda")
+
+    def __exit__(self, *exc: object) -> None:
+        from jittor_support.runtime import jt
+
+        jt.flags.use_cuda = 0
+
+
 def cross_check(name: str, state: dict[str, np.ndarray], batch: int = 2, seed: int = 0,
                 device: str = "cpu", **kwargs: Any) -> CrossCheck:
     """Load ``state`` into both frameworks' ``name`` (built with ``kwargs``) and compare eval-mode logits."""
     import torch
 
-    import models_jittor
-    import models_pytorch
     from jittor_support.runtime import jt
 
-    h, w = input_size(kwargs)
-    x = np.random.RandomState(seed).standard_normal((batch, kwargs.get("in_chans", 3), h, w)).astype(np.float32)
-
-    tm = models_pytorch.create_model(name, **kwargs)
-    models_pytorch.load_state(tm, state)
-    tm = tm.eval().to(device)
-    with torch.no_grad():
-        start = time.perf_counter()
-        a = tm(torch.from_numpy(x).to(device)).cpu().numpy()
-        torch_s = time.perf_counter() - start
-
-    jt.flags.use_cuda = int(device == "cuda")
-    try:
-        jm = models_jittor.create_model(name, **kwargs)
-        models_jittor.load_state(jm, state)
-        jm.eval()
+    x = random_input(batch, kwargs, seed)
+    with jittor_device(device):
+        tm, jm = build_torch(name, state, device, **kwargs), build_jittor(name, state, **kwargs)
+        with torch.no_grad():
+            start = time.perf_counter()
+            a = tm(torch.from_numpy(x).to(device)).cpu().numpy()
+            torch_s = time.perf_counter() - start
         with jt.no_grad():
             start = time.perf_counter()
             b = jm(jt.array(x)).numpy()
             jittor_s = time.perf_counter() - start
-    finally:
-        jt.flags.use_cuda = 0
     return CrossCheck(name, float(np.abs(a - b).max()), float(np.abs(a).max()), torch_s, jittor_s)

@@ -44,12 +44,15 @@ class Checkpoint:
 
 
 def read_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, allow_nonfinite: bool = False,
-                    prefer: str | None = None) -> Checkpoint:
-    """Read ``path`` (any supported format and container) and translate an official layout to native."""
+                    ema: bool = False) -> Checkpoint:
+    """Read ``path`` (any supported format and container) and translate an official layout to native.
+
+    ``ema`` takes the EMA weights of a training checkpoint that holds both."""
     source = str(path)
-    obj, fmt = read_file(path, trust_pickle=trust_pickle)
-    raw, container = unwrap(obj, source, prefer=prefer)
-    state, notes = check_values(raw, source, allow_nonfinite=allow_nonfinite)
+    obj, fmt, notes = read_file(path, trust_pickle=trust_pickle)
+    raw, container = unwrap(obj, source, ema=ema)
+    state, value_notes = check_values(raw, source, allow_nonfinite=allow_nonfinite)
+    notes += value_notes
     try:
         native, layout = layouts.to_native(state)
     except (KeyError, ValueError, IndexError, AttributeError) as e:

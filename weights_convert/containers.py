@@ -7,8 +7,9 @@ import numpy as np
 
 from .errors import CheckpointError
 
-# tried in this order, as the official evaluation scripts do (EMA weights only when asked for)
-WRAPPER_KEYS = ("model", "state_dict", "state_dict_ema", "model_ema", "module")
+# tried in this order, as the official evaluation scripts do; EMA weights only when asked for
+WRAPPER_KEYS = ("model", "state_dict", "module")
+EMA_KEYS = ("state_dict_ema", "model_ema")
 PREFIXES = ("module.", "model.")
 
 
@@ -17,19 +18,23 @@ def _is_state(obj: Any) -> bool:
         isinstance(k, str) and isinstance(v, (np.ndarray, np.generic, int, float)) for k, v in obj.items())
 
 
-def unwrap(obj: Any, path: str, prefer: str | None = None) -> tuple[dict[str, np.ndarray], str]:
+def unwrap(obj: Any, path: str, ema: bool = False) -> tuple[dict[str, np.ndarray], str]:
     """The flat name -> array dict inside ``obj`` and a description of where it was found.
 
-    ``prefer`` names the wrapper entry to take when several are present (e.g. ``model`` over ``model_ema``).
+    ``ema`` takes the EMA weights (``state_dict_ema`` / ``model_ema``) and fails where there are none.
     """
+    if ema:
+        found = [k for k in EMA_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), dict) and obj[k]]
+        if not found:
+            raise CheckpointError(f"{path}: holds no EMA weights (no non-empty {' or '.join(EMA_KEYS)} entry)")
+        state, where = unwrap(obj[found[0]], path)
+        return state, f"entry '{found[0]}'" + ("" if where == "top level" else f" -> {where}")
     entries: list[str] = []
     prefixes: list[str] = []
     while not _is_state(obj):
         if not isinstance(obj, dict):
             raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
-        keys = [prefer] if prefer in obj else []
-        keys += [k for k in WRAPPER_KEYS if k in obj and k != prefer]
-        keys = [k for k in keys if isinstance(obj[k], dict) and obj[k]]
+        keys = [k for k in WRAPPER_KEYS + EMA_KEYS if isinstance(obj.get(k), dict) and obj[k]]
         if not keys:
             found = ", ".join(map(str, list(obj)[:6]))
             raise CheckpointError(f"{path}: no state dict found (top-level entries: {found})")

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError
-from .safe_pickle import RestrictedUnpickler, safe_loads
+from .safe_pickle import RestrictedUnpickler, refusal, safe_loads
 
 JITTOR_MAGIC = b"HCAJSLHD"  # Jittor's .pkl trailer: sha1(payload) + magic
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pth.tar")
@@ -70,16 +71,17 @@ def _is_torch_legacy(path: Path) -> bool:
             return False
 
 
-def read_file(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[Any, str]:
-    """Load ``path`` into plain Python containers of numpy arrays; returns (object, format)."""
+def read_file(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[Any, str, list[str]]:
+    """Load ``path`` into plain Python containers of numpy arrays; returns (object, format, notes)."""
     path = Path(path)
     fmt = sniff(path)
+    notes: list[str] = []
     if fmt in ("torch-zip", "torch-legacy"):
-        return _read_torch(path, trust_pickle), fmt
+        return _read_torch(path, trust_pickle, notes), fmt, notes
     if fmt == "safetensors":
-        return _read_safetensors(path), fmt
+        return _read_safetensors(path, notes), fmt, notes
     if fmt == "npz":
-        return _read_npz(path), fmt
+        return _read_npz(path), fmt, notes
     data = path.read_bytes()
     if fmt == "jittor":
         payload, checksum = data[:-28], data[-28:-8]
@@ -88,48 +90,60 @@ def read_file(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[Any,
         data = payload
     if trust_pickle:
         try:
-            return pickle.loads(data), fmt
+            return pickle.loads(data), fmt, notes
         except Exception as e:
             raise CheckpointError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
-    return safe_loads(data, str(path)), fmt
+    return safe_loads(data, str(path)), fmt, notes
 
 
-def _read_torch(path: Path, trust_pickle: bool) -> Any:
+# beyond tensors: the argparse Namespace SPACH training checkpoints carry, and numpy arrays and scalars
+# (metrics, EMA copies) that training scripts store; none of these can run code when unpickled
+_TORCH_SAFE_GLOBALS = [argparse.Namespace, np.core.multiarray._reconstruct, np.core.multiarray.scalar,
+                       np.ndarray, np.dtype] + [getattr(np.dtypes, n) for n in dir(np.dtypes)
+                                                if n.endswith("DType")]
+
+
+def _read_torch(path: Path, trust_pickle: bool, notes: list[str]) -> Any:
     import torch
 
     try:
         if trust_pickle:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         else:
-            # SPACH training checkpoints carry the argparse Namespace of their run
-            with torch.serialization.safe_globals([argparse.Namespace]):
+            with torch.serialization.safe_globals(_TORCH_SAFE_GLOBALS):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).split("\n")
-        detail = next((l.strip() for l in first if "GLOBAL" in l or "Unsupported" in l), first[0])
-        raise CheckpointError(f"{path}: refusing to unpickle an object outside the allowed set ({detail}); "
-                              f"pass --trust-pickle (trust_pickle=True) only if you trust this file") from None
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = found.group(1) if found else str(e).split("\n")[0]
+        raise CheckpointError(refusal(str(path), what)) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
         msg = str(e).split("\n")[0]
         raise CheckpointError(f"{path}: truncated or corrupt PyTorch file ({msg})") from None
-    return _torch_to_numpy(obj)
+    return _torch_to_numpy(obj, notes)
 
 
-def _torch_to_numpy(obj: Any) -> Any:
+def _torch_to_numpy(obj: Any, notes: list[str]) -> Any:
     """Tensors to numpy, recursively; bfloat16 (unknown to numpy) is widened to float32 exactly."""
     import torch
 
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu()
-        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+        if t.dtype == torch.bfloat16:
+            if _BF16_NOTE not in notes:
+                notes.append(_BF16_NOTE)
+            t = t.float()
+        return t.numpy()
     if isinstance(obj, dict):
-        return type(obj)((k, _torch_to_numpy(v)) for k, v in obj.items())
+        return type(obj)((k, _torch_to_numpy(v, notes)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_torch_to_numpy(v) for v in obj)
+        return type(obj)(_torch_to_numpy(v, notes) for v in obj)
     return obj
 
 
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+_BF16_NOTE = "converted bfloat16 weights to float32"
+
+
+def _read_safetensors(path: Path, notes: list[str]) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
     try:
@@ -137,14 +151,14 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     except Exception as e:  # safetensors raises its own error types
         msg = str(e).split("\n")[0]
         if "bfloat16" in msg or "bf16" in msg.lower():
-            return _read_safetensors_via_torch(path)
+            return _read_safetensors_via_torch(path, notes)
         raise CheckpointError(f"{path}: truncated or corrupt .safetensors file ({msg})") from None
 
 
-def _read_safetensors_via_torch(path: Path) -> dict[str, np.ndarray]:
+def _read_safetensors_via_torch(path: Path, notes: list[str]) -> dict[str, np.ndarray]:
     from safetensors.torch import load_file
 
-    return _torch_to_numpy(dict(load_file(str(path))))
+    return _torch_to_numpy(dict(load_file(str(path))), notes)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -38,15 +38,20 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
 
 
+def refusal(path: str, what: str) -> str:
+    """The message for a pickle that needs ``what``, an object outside the allowed set."""
+    return (f"{path}: refusing to load {what}, which could run code; pass --trust-pickle "
+            f"(trust_pickle=True) only if you trust this file")
+
+
 def safe_loads(data: bytes, path: str) -> Any:
     """Unpickle ``data`` admitting only arrays and containers; anything else is a CheckpointError."""
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if msg.startswith("refusing to load"):
-            raise CheckpointError(f"{path}: {msg}, which could run code; pass --trust-pickle "
-                                  f"(trust_pickle=True) only if you trust this file") from None
+        if msg.startswith("refusing to load "):
+            raise CheckpointError(refusal(path, msg[len("refusing to load "):])) from None
         raise CheckpointError(f"{path}: not a readable pickle ({msg})") from None
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as e:
         raise CheckpointError(f"{path}: truncated or corrupt pickle ({type(e).__name__}: {e})") from None

@@ -1,0 +1,50 @@
+"""Small helpers the tests share: writing checkpoints and running the converter."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CONVERT = ROOT / "tools" / "convert.py"
+MANIFESTS = ROOT.parent / "shared" / "reference" / "manifests"
+
+
+def save_torch(path: Path, state: dict[str, np.ndarray], wrap: str | None = None, **extra) -> Path:
+    tensors = {k: torch.from_numpy(np.asarray(v, order="C")) for k, v in state.items()}
+    torch.save({wrap: tensors, **extra} if wrap else tensors, path)
+    return path
+
+
+def run_convert(*args: str | Path) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, in a fresh interpreter."""
+    return subprocess.run([sys.executable, str(CONVERT), *map(str, args)], capture_output=True, text=True)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def official_manifest(name: str) -> list[tuple[str, tuple[int, ...]]]:
+    import json
+
+    return [(k, tuple(s)) for k, s in json.loads((MANIFESTS / f"{name}.json").read_text())]
+
+
+def random_from_manifest(name: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """An official-layout state dict with the manifest's keys and shapes and random values."""
+    rng = np.random.RandomState(seed)
+    out = {}
+    for key, shape in official_manifest(name):
+        if key.endswith("num_batches_tracked"):
+            out[key] = np.array(rng.randint(1, 1000), dtype=np.int64)
+        elif key.endswith("running_var"):
+            out[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            out[key] = (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
+    return out
