@@ -20,7 +20,10 @@ def detect(state: State, source: str) -> tuple[str, dict[str, Any]]:
     """(variant name, extra build arguments such as img_size) for a native state dict."""
     found: list[tuple[str, dict[str, Any]]] = []
     for family in FAMILIES.values():
-        described = family.describe(state)
+        try:
+            described = family.describe(state)
+        except (ValueError, KeyError, IndexError) as e:  # keys of the family, but shapes that make no sense
+            raise CheckpointError(f"{source}: {str(e).strip(chr(39))}") from None
         if described is None:
             continue
         arch, extra = described
