@@ -1,0 +1,153 @@
+"""Vision Permutator (ViP, arXiv 2106.12368) in Jittor, computing what the official model computes.
+
+Layout channels-last (B, H, W, C) after the patch embedding. Each block:
+``x + drop_path(permute_mlp(norm1(x)))`` then ``x + drop_path(mlp(norm2(x)))``. Stages are separated by a
+2x2 stride-2 conv. The token grid must equal each stage's ``segment_dim`` (224 input for the variants).
+"""
+from __future__ import annotations
+
+from jittor_support.runtime import jt
+from jittor import init, nn
+
+from model_specs import variant
+from model_specs.drop_path import linear_drop_path_rates
+from .layers import DropPath, LayerNorm, Mlp
+from .registry import register_model
+
+
+class WeightedPermuteMlp(nn.Module):
+    """Mixes (B, H, W, C) features along H, along W and over channels, then fuses the three branches with
+    per-channel softmax weights predicted from their pooled sum.
+
+    Channels split segment-major into ``segment_dim`` segments of S = C / segment_dim. The H branch is one
+    C x C Linear on each (H, S) slice flattened H-major, for every (W, segment); W likewise. Hence H * S == C,
+    i.e. H == W == segment_dim.
+    """
+
+    def __init__(self, dim: int, segment_dim: int) -> None:
+        if dim % segment_dim:
+            raise ValueError(f"dim {dim} is not divisible by segment_dim {segment_dim}")
+        self.segment_dim = segment_dim
+        self.mix_c = nn.Linear(dim, dim, bias=False)
+        self.mix_h = nn.Linear(dim, dim, bias=False)
+        self.mix_w = nn.Linear(dim, dim, bias=False)
+        self.reweight = Mlp(dim, dim // 4, out_dim=3 * dim)  # 3 logits per channel, interleaved: 3c, 3c+1, 3c+2
+        self.proj = nn.Linear(dim, dim)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        B, H, W, C = x.shape
+        G = self.segment_dim
+        if H != G or W != G:
+            raise ValueError(f"ViP's permute needs a {G}x{G} token grid here, got {H}x{W}")
+        S = C // G
+        seg = x.reshape(B, H, W, G, S)
+        h = self.mix_h(seg.permute(0, 2, 3, 1, 4).reshape(B, W, G, H * S))
+        h = h.reshape(B, W, G, H, S).permute(0, 3, 1, 2, 4)
+        w = self.mix_w(seg.permute(0, 1, 3, 2, 4).reshape(B, H, G, W * S))
+        w = w.reshape(B, H, G, W, S).permute(0, 1, 3, 2, 4)
+        c = self.mix_c(x).reshape(B, H, W, G, S)
+        a = (c + h + w).mean((1, 2)).reshape(B, C)
+        a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1).reshape(B, 1, 1, G, S, 3)
+        x = c * a[..., 2] + h * a[..., 0] + w * a[..., 1]  # Jittor fuses these lazily (PyTorch: in place)
+        return self.proj(x.reshape(B, H, W, C))
+
+
+class PermutatorBlock(nn.Module):
+    def __init__(self, dim: int, segment_dim: int, mlp_ratio: float = 3.0, drop_path: float = 0.0) -> None:
+        self.norm1 = LayerNorm(dim)
+        self.permute_mlp = WeightedPermuteMlp(dim, segment_dim)
+        self.norm2 = LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        x = x + self.drop_path(self.permute_mlp(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class Downsample(nn.Conv2d):
+    """The 2x2 stride-2 transition conv (with bias) on channels-last input."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(in_dim, out_dim, 2, stride=2)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        return super().execute(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class PermutatorStage(nn.Module):
+    """A transition conv (none in the first stage) and the stage's blocks."""
+
+    def __init__(self, in_dim: int, dim: int, segment_dim: int, depth: int, mlp_ratio: float,
+                 drop_paths: list[float], downsample: bool) -> None:
+        self.downsample = Downsample(in_dim, dim) if downsample else nn.Identity()
+        self.blocks = nn.Sequential(*[PermutatorBlock(dim, segment_dim, mlp_ratio, drop_paths[i])
+                                      for i in range(depth)])
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        return self.blocks(self.downsample(x))
+
+
+class VisionPermutator(nn.Module):
+    def __init__(self, in_chans: int = 3, num_classes: int = 1000, patch_size: int = 7,
+                 depths: tuple[int, ...] = (4, 14), embed_dims: tuple[int, ...] = (192, 384),
+                 segment_dims: tuple[int, ...] = (32, 16), mlp_ratio: float = 3.0,
+                 drop_path_rate: float = 0.0) -> None:
+        if not len(depths) == len(embed_dims) == len(segment_dims):
+            raise ValueError("depths, embed_dims and segment_dims need one entry per stage")
+        self.num_classes = num_classes
+        self.num_features = embed_dims[-1]
+        rates = linear_drop_path_rates(drop_path_rate, sum(depths))
+        self.stem = nn.Conv2d(in_chans, embed_dims[0], patch_size, stride=patch_size)
+        stages, start = [], 0
+        for i, depth in enumerate(depths):
+            stages.append(PermutatorStage(embed_dims[max(i - 1, 0)], embed_dims[i], segment_dims[i], depth,
+                                          mlp_ratio, rates[start:start + depth], downsample=i > 0))
+            start += depth
+        self.stages = nn.Sequential(*stages)
+        self.norm = LayerNorm(self.num_features)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(_init_weights)
+
+    def forward_features(self, x: jt.Var) -> jt.Var:
+        x = self.stem(x).permute(0, 2, 3, 1)  # no .contiguous() as in PyTorch: Jittor Vars have no strides
+        return self.norm(self.stages(x))
+
+    def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
+        x = x.mean((1, 2))
+        return x if pre_logits else self.head(x)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        return self.forward_head(self.forward_features(x))
+
+
+def _init_weights(module: nn.Module) -> None:
+    """The official init: truncated normal (std .02) Linear weights, zero biases; convs keep the default."""
+    if isinstance(module, nn.Linear):
+        init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            init.zero_(module.bias)
+
+
+def _vip(name: str, **kwargs) -> VisionPermutator:
+    return VisionPermutator(**{**variant(name).config, **kwargs})
+
+
+@register_model
+def vip_s14(**kwargs) -> VisionPermutator:
+    return _vip("vip_s14", **kwargs)
+
+
+@register_model
+def vip_s7(**kwargs) -> VisionPermutator:
+    return _vip("vip_s7", **kwargs)
+
+
+@register_model
+def vip_m7(**kwargs) -> VisionPermutator:
+    return _vip("vip_m7", **kwargs)
+
+
+@register_model
+def vip_l7(**kwargs) -> VisionPermutator:
+    return _vip("vip_l7", **kwargs)
