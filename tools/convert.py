@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     extra = "".join(f", {k}={v}" for k, v in kwargs.items())
     print(f"read {args.src}: {ckpt.summary()}")
     print(f"wrote {args.dst}: {name} ({how}{extra}), {len(state)} tensors, {fmt} format")
+    if ckpt.model_kwargs:  # a weights file stores no build options: say which ones the outputs need
+        options = ", ".join(f"{k}={v!r}" for k, v in ckpt.model_kwargs.items())
+        print(f"note: the {ckpt.layout} outputs need {options}: "
+              f"create_model({name!r}, pretrained={args.dst!r}, {options})")
     if args.verify:
         from tools.crosscheck import cross_check
 
