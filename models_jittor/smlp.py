@@ -1,9 +1,12 @@
 """sMLPNet (Sparse MLP, arXiv 2109.05422) in Jittor, computing what the official SPACH model computes.
 
-Layout NCHW. Each block: ``x + drop_path(token_mix(x))`` then ``x + drop_path(mlp(norm(x)))`` over channels.
+Each block: ``x + drop_path(token_mix(x))`` then ``x + drop_path(mlp(norm(x)))`` over channels.
 The token mix is a depthwise 3x3 conv followed by the sparse MLP: identity, a mix along W and a mix along H
 (each an N x N matrix shared over channels and the other axis), fused by a 1x1 conv.
-Unlike the original, H and W may differ (``img_size=(H, W)``).
+Unlike the original, H and W may differ (``img_size=(H, W)``), and the blocks keep their activations
+channels-last, (B, H, W, C), for speed: the BatchNorms take them as (B*H*W, C) rows, the convs run on NHWC
+memory, and the channel MLP, the fuse and the axial mixes run as plain matrix products.
+The parameters are the original ones, same names and shapes.
 """
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import math
 
 from jittor_support.runtime import jt
 from jittor import init, nn
-from jittor_support.einops_jittor import Rearrange
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
@@ -23,8 +25,33 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
+class ChannelsLastBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d on channels-last (B, H, W, C) input, taken as (B*H*W, C) rows: Jittor's BatchNorm normalises
+    those per column, whereas moving the channels to axis 1 would cost a transpose copy."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        return super().execute(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+class ChannelsLastConv2d(nn.Conv2d):
+    """Conv2d on channels-last (B, H, W, C) input and output. Jittor's Conv2d reads NCHW only; this builds the
+    same index pattern over NHWC memory, which Jittor's conv tuner runs as one oneDNN conv in that layout."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        n, h, w, c = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        groups, out = self.groups, self.out_channels
+        oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        shape = [n, groups, out // groups, c // groups, oh, ow, kh, kw]
+        xx = x.reindex(shape, ["i0", f"i4*{sh}-{ph}+i6*{dh}", f"i5*{sw}-{pw}+i7*{dw}", f"i1*{c // groups}+i3"])
+        ww = self.weight.reindex(shape, [f"i1*{out // groups}+i2", "i3", "i6", "i7"])
+        xx.compile_options = ww.compile_options = {"G": groups, "C": c}  # as Conv2d: one kernel per grouping
+        y = (xx * ww).reindex_reduce("add", [n, oh, ow, out], ["i0", "i4", "i5", f"i1*{out // groups}+i2"])
+        return y if self.bias is None else y + self.bias
+
+
 class AxialMix(nn.Module):
-    """Mixes tokens along one spatial axis of NCHW input with an (N, N) matrix plus bias."""
+    """Mixes tokens along one spatial axis of channels-last (B, H, W, C) input with an (N, N) matrix plus bias."""
 
     def __init__(self, size: int, axis: str) -> None:
         if axis not in ("h", "w"):
@@ -35,44 +62,49 @@ class AxialMix(nn.Module):
         self.bias = init.uniform((size,), "float32", -1 / math.sqrt(size), 1 / math.sqrt(size))
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if self.axis == "w":
-            return jt.matmul(x, self.weight.transpose()) + self.bias
-        return jt.matmul(self.weight, x) + self.bias.reshape((-1, 1))
+        # Jittor multiplies batched matrices on the CPU with a slow loop, so the mixed axis goes first and
+        # one (N, N) @ (N, rest) product does all; the bias is added once back in place, fused with the permute
+        order = (1, 0, 2, 3) if self.axis == "h" else (2, 0, 1, 3)
+        rows = x.permute(order)
+        mixed = jt.matmul(self.weight, rows.reshape(rows.shape[0], -1)).reshape(rows.shape)
+        if self.axis == "h":
+            return mixed.permute(order) + self.bias.reshape((-1, 1, 1))
+        return mixed.permute(1, 2, 0, 3) + self.bias.reshape((-1, 1))
 
 
 class SparseTokenMix(nn.Module):
-    """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv)."""
+    """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv), channels-last."""
 
     def __init__(self, dim: int, grid: tuple[int, int], gelu: str = "exact") -> None:
-        self.dw_norm = nn.BatchNorm2d(dim)
+        self.dw_norm = ChannelsLastBatchNorm(dim)
         self.dw_act = gelu_layer(gelu)
-        self.dw_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
-        self.mix_norm = nn.BatchNorm2d(dim)
+        self.dw_conv = ChannelsLastConv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
+        self.mix_norm = ChannelsLastBatchNorm(dim)
         self.mix_act = gelu_layer(gelu)
         self.mix_w = AxialMix(grid[1], "w")
         self.mix_h = AxialMix(grid[0], "h")
         self.fuse = nn.Conv2d(3 * dim, dim, 1, bias=False)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        x = self.dw_conv(self.dw_act(self.dw_norm(x)))
-        x = self.mix_act(self.mix_norm(x))
-        return self.fuse(jt.concat([x, self.mix_w(x), self.mix_h(x)], dim=1))
+        x = self.mix_act(self.mix_norm(self.dw_conv(self.dw_act(self.dw_norm(x)))))
+        # the 1x1 fuse conv over the concat [x, W-mix, H-mix] as three products summed (no concat; Jittor fuses
+        # the two additions into one pass)
+        weights = self.fuse.weight.reshape(self.fuse.weight.shape[:2]).split(x.shape[-1], dim=1)
+        parts = (x, self.mix_w(x), self.mix_h(x))
+        return sum(nn.matmul_transpose(part, weight) for part, weight in zip(parts, weights))
 
 
 class SMLPBlock(nn.Module):
     def __init__(self, dim: int, grid: tuple[int, int], mlp_ratio: float = 3.0,
                  drop_path: float = 0.0, gelu: str = "exact") -> None:
         self.token_mix = SparseTokenMix(dim, grid, gelu)
-        self.to_channels_last = Rearrange("b c h w -> b h w c")
         self.norm = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), gelu)
-        self.to_channels_first = Rearrange("b h w c -> b c h w")
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x: jt.Var) -> jt.Var:
         x = x + self.drop_path(self.token_mix(x))
-        y = self.mlp(self.norm(self.to_channels_last(x)))
-        return x + self.drop_path(self.to_channels_first(y))
+        return x + self.drop_path(self.mlp(self.norm(x)))
 
 
 class SMLPStage(nn.Module):
@@ -80,7 +112,7 @@ class SMLPStage(nn.Module):
 
     def __init__(self, in_dim: int, dim: int, grid: tuple[int, int], depth: int, mlp_ratio: float,
                  drop_paths: list[float], gelu: str, downsample: bool) -> None:
-        self.downsample = nn.Conv2d(in_dim, dim, 2, stride=2, bias=False) if downsample else nn.Identity()
+        self.downsample = ChannelsLastConv2d(in_dim, dim, 2, stride=2, bias=False) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*[SMLPBlock(dim, grid, mlp_ratio, drop_paths[i], gelu)
                                       for i in range(depth)])
 
@@ -109,11 +141,13 @@ class SMLPNet(nn.Module):
                                     rates[start:start + depth], gelu, downsample=i > 0))
             start += depth
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.BatchNorm2d(self.num_features)
+        self.norm = ChannelsLastBatchNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: jt.Var) -> jt.Var:
-        return self.norm(self.stages(self.stem(x)))
+        """NCHW features."""
+        x = self.stem(x).permute(0, 2, 3, 1)
+        return self.norm(self.stages(x)).permute(0, 3, 1, 2)
 
     def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
         x = x.mean((2, 3))

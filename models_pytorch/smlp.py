@@ -1,9 +1,12 @@
 """sMLPNet (Sparse MLP, arXiv 2109.05422) in PyTorch, computing what the official SPACH model computes.
 
-Layout NCHW. Each block: ``x + drop_path(token_mix(x))`` then ``x + drop_path(mlp(norm(x)))`` over channels.
+Each block: ``x + drop_path(token_mix(x))`` then ``x + drop_path(mlp(norm(x)))`` over channels.
 The token mix is a depthwise 3x3 conv followed by the sparse MLP: identity, a mix along W and a mix along H
 (each an N x N matrix shared over channels and the other axis), fused by a 1x1 conv.
-Unlike the original, H and W may differ (``img_size=(H, W)``).
+Unlike the original, H and W may differ (``img_size=(H, W)``), and the blocks keep their activations
+channels-last, (B, H, W, C), for speed: the norms and convs see them as NCHW views with channels-last strides
+(no copies), the channel MLP and the fuse run as plain matrix products, and each axial mix is a batched one.
+The parameters are the original ones, same names and shapes.
 """
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from einops.layers.torch import Rearrange
 from torch import nn
 
 from model_specs import variant
@@ -24,8 +26,23 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
+class ChannelsLastBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d on channels-last (B, H, W, C) input (seen as an NCHW view with channels-last strides)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class ChannelsLastConv2d(nn.Conv2d):
+    """Conv2d on channels-last (B, H, W, C) input and output (NCHW views with channels-last strides: oneDNN
+    runs the conv in that layout, and neither permute copies)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
 class AxialMix(nn.Module):
-    """Mixes tokens along one spatial axis of NCHW input with an (N, N) matrix plus bias."""
+    """Mixes tokens along one spatial axis of channels-last (B, H, W, C) input with an (N, N) matrix plus bias."""
 
     def __init__(self, size: int, axis: str) -> None:
         super().__init__()
@@ -39,32 +56,41 @@ class AxialMix(nn.Module):
         nn.init.uniform_(self.bias, -1 / math.sqrt(size), 1 / math.sqrt(size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.axis == "w":
-            return F.linear(x, self.weight, self.bias)
-        return torch.matmul(self.weight, x) + self.bias[:, None]
+        b, h, w, c = x.shape
+        # H: one (N, N) @ (N, W*C) product per image; W: one (N, N) @ (N, C) product per image row.
+        # baddbmm on the expanded weight, as torch.matmul would copy both operands of a 2D @ 3D product
+        rows = x.reshape(b, h, w * c) if self.axis == "h" else x.reshape(b * h, w, c)
+        n = self.weight.shape[0]
+        mixed = torch.baddbmm(self.bias.view(1, n, 1), self.weight.expand(rows.shape[0], n, n), rows)
+        return mixed.view(b, h, w, c)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, size={self.weight.shape[0]}"
 
 
 class SparseTokenMix(nn.Module):
-    """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv)."""
+    """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv), channels-last."""
 
     def __init__(self, dim: int, grid: tuple[int, int], gelu: str = "exact") -> None:
         super().__init__()
-        self.dw_norm = nn.BatchNorm2d(dim)
+        self.dw_norm = ChannelsLastBatchNorm(dim)
         self.dw_act = gelu_layer(gelu)
-        self.dw_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
-        self.mix_norm = nn.BatchNorm2d(dim)
+        self.dw_conv = ChannelsLastConv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
+        self.mix_norm = ChannelsLastBatchNorm(dim)
         self.mix_act = gelu_layer(gelu)
         self.mix_w = AxialMix(grid[1], "w")
         self.mix_h = AxialMix(grid[0], "h")
         self.fuse = nn.Conv2d(3 * dim, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dw_conv(self.dw_act(self.dw_norm(x)))
-        x = self.mix_act(self.mix_norm(x))
-        return self.fuse(torch.cat([x, self.mix_w(x), self.mix_h(x)], dim=1))
+        x = self.mix_act(self.mix_norm(self.dw_conv(self.dw_act(self.dw_norm(x)))))
+        # the 1x1 fuse conv over the concat [x, W-mix, H-mix] as three products summed in place (no concat)
+        weights = self.fuse.weight.flatten(1).split(x.shape[-1], dim=1)
+        out = F.linear(x, weights[0])
+        rows = out.view(-1, out.shape[-1])
+        for part, weight in zip((self.mix_w(x), self.mix_h(x)), weights[1:]):
+            rows.addmm_(part.reshape(rows.shape[0], -1), weight.t())
+        return out
 
 
 class SMLPBlock(nn.Module):
@@ -72,16 +98,13 @@ class SMLPBlock(nn.Module):
                  drop_path: float = 0.0, gelu: str = "exact") -> None:
         super().__init__()
         self.token_mix = SparseTokenMix(dim, grid, gelu)
-        self.to_channels_last = Rearrange("b c h w -> b h w c")
         self.norm = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), gelu)
-        self.to_channels_first = Rearrange("b h w c -> b c h w")
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.token_mix(x))
-        y = self.mlp(self.norm(self.to_channels_last(x)))
-        return x + self.drop_path(self.to_channels_first(y))
+        return x + self.drop_path(self.mlp(self.norm(x)))
 
 
 class SMLPStage(nn.Module):
@@ -90,7 +113,7 @@ class SMLPStage(nn.Module):
     def __init__(self, in_dim: int, dim: int, grid: tuple[int, int], depth: int, mlp_ratio: float,
                  drop_paths: list[float], gelu: str, downsample: bool) -> None:
         super().__init__()
-        self.downsample = nn.Conv2d(in_dim, dim, 2, stride=2, bias=False) if downsample else nn.Identity()
+        self.downsample = ChannelsLastConv2d(in_dim, dim, 2, stride=2, bias=False) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*[SMLPBlock(dim, grid, mlp_ratio, drop_paths[i], gelu)
                                       for i in range(depth)])
 
@@ -120,11 +143,14 @@ class SMLPNet(nn.Module):
                                     rates[start:start + depth], gelu, downsample=i > 0))
             start += depth
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.BatchNorm2d(self.num_features)
+        self.norm = ChannelsLastBatchNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.stages(self.stem(x)))
+        """NCHW features (with channels-last strides)."""
+        # a channels-last input makes the stem return channels-last memory: the permute below is then free
+        x = self.stem(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+        return self.norm(self.stages(x)).permute(0, 3, 1, 2)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((2, 3))

@@ -5,7 +5,7 @@ import pytest
 
 import models_jittor
 import models_pytorch
-from conftest import DEVICES, REL_TOL, batch_for, random_state
+from conftest import DEVICES, REL_TOL, random_state
 from tools.crosscheck import cross_check
 
 
@@ -16,6 +16,7 @@ def test_both_registries_hold_the_same_models():
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", models_pytorch.list_models())
 def test_logits_match(name: str, device: str):
-    check = cross_check(name, random_state(name), batch=batch_for(name), device=device)
-    assert check.max_abs_logit > 0.1  # a dead network would match trivially
+    check = cross_check(name, random_state(name), batch=2, device=device)
     assert check.max_abs_diff <= REL_TOL * check.max_abs_logit, check
+    # the logits must depend on the input far more than the frameworks differ: an input-blind net matches trivially
+    assert check.input_sensitivity > 100 * check.max_abs_diff, check

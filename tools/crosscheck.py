@@ -15,6 +15,7 @@ class CrossCheck:
     max_abs_logit: float
     torch_s: float
     jittor_s: float  # first call: includes Jittor's JIT compilation of new op shapes
+    input_sensitivity: float  # max abs change of the logits between the batch's samples (0 for one sample)
 
     @property
     def relative(self) -> float:
@@ -30,6 +31,32 @@ def random_input(batch: int, kwargs: dict[str, Any], seed: int = 0) -> np.ndarra
     """A standard-normal image batch of the size the variant built with ``kwargs`` takes."""
     shape = (batch, kwargs.get("in_chans", 3), *input_size(kwargs))
     return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+
+
+def random_weights(name: str, seed: int = 0, **kwargs: Any) -> dict[str, np.ndarray]:
+    """A state for variant ``name`` whose logits depend on every weight, as numpy: PyTorch's init, with every
+    vector (biases, norm affines, BatchNorm statistics and counters) randomised, so that loading each of them
+    is tested, and zero-initialised matrices (such as Mixer's head) drawn from N(0, 1/fan_in)."""
+    import torch
+
+    import models_pytorch
+
+    torch.manual_seed(seed)
+    model = models_pytorch.create_model(name, **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key.endswith("running_mean"):
+                value.normal_(0.0, 0.5, generator=g)
+            elif key.endswith("running_var"):
+                value.uniform_(0.5, 2.0, generator=g)
+            elif key.endswith("num_batches_tracked"):
+                value.fill_(int(torch.randint(1, 10_000, (), generator=g)))
+            elif value.ndim == 1:
+                value.add_(torch.randn(value.shape, generator=g) * 0.1)
+            elif not value.any():
+                value.normal_(0.0, value[0].numel() ** -0.5, generator=g)
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
 
 def build_torch(name: str, state: dict[str, np.ndarray], device: str = "cpu", **kwargs: Any) -> Any:
@@ -86,4 +113,5 @@ def cross_check(name: str, state: dict[str, np.ndarray], batch: int = 2, seed: i
             start = time.perf_counter()
             b = jm(jt.array(x)).numpy()
             jittor_s = time.perf_counter() - start
-    return CrossCheck(name, float(np.abs(a - b).max()), float(np.abs(a).max()), torch_s, jittor_s)
+    return CrossCheck(name, float(np.abs(a - b).max()), float(np.abs(a).max()), torch_s, jittor_s,
+                      float(np.abs(a - a[::-1]).max()))
