@@ -9,7 +9,7 @@ def main() -> int:
     start = time.time()
     print("preparing Jittor (the first time compiles its core: 2-3 minutes on 2 cores) ...", flush=True)
     try:
-        from jittor_support.runtime import JittorSetupError, jt  # noqa: F401
+        from jittor_support.runtime import jt
     except Exception as e:  # the runtime's own error says how to fix it
         print(f"jittor set-up failed: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """The one table of variants and families that both model trees and the converter read."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

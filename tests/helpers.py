@@ -48,3 +48,18 @@ def random_from_manifest(name: str, seed: int = 0) -> dict[str, np.ndarray]:
             fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
             out[key] = (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
     return out
+
+
+def pretrained_logits(name: str, path: Path, x: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode logits of ``create_model(name, pretrained=path)`` in PyTorch and in Jittor."""
+    import models_jittor
+    import models_pytorch
+    from jittor_support.runtime import jt
+
+    with torch.no_grad():
+        ours = models_pytorch.create_model(name, pretrained=path, **kwargs).eval()(torch.from_numpy(x)).numpy()
+    jm = models_jittor.create_model(name, pretrained=path, **kwargs)
+    jm.eval()
+    with jt.no_grad():
+        theirs = jm(jt.array(x)).numpy()
+    return ours, theirs

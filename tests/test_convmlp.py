@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import models_jittor
 import models_pytorch
 from conftest import REL_TOL
-from helpers import official_manifest, random_from_manifest, run_convert, save_torch
+from helpers import official_manifest, pretrained_logits, random_from_manifest, run_convert, save_torch
 from weights_convert.detect import detect
 
 VARIANTS = ["convmlp_s", "convmlp_m", "convmlp_l"]
@@ -71,16 +71,9 @@ def official_s(tmp_path_factory):
 
 def all_three(path, state: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
     """Logits of the official function, of our PyTorch model and of our Jittor model, both loaded from path."""
-    from jittor_support.runtime import jt
-
     with torch.no_grad():
         ref = official_forward({k: torch.from_numpy(v) for k, v in state.items()}, torch.from_numpy(x)).numpy()
-        ours = models_pytorch.create_model("convmlp_s", pretrained=path).eval()(torch.from_numpy(x)).numpy()
-    jm = models_jittor.create_model("convmlp_s", pretrained=path)
-    jm.eval()
-    with jt.no_grad():
-        theirs = jm(jt.array(x)).numpy()
-    return ref, ours, theirs
+    return (ref, *pretrained_logits("convmlp_s", path, x))
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import models_jittor
 import models_pytorch
 from conftest import REL_TOL, random_state
-from helpers import official_manifest, random_from_manifest, run_convert, save_torch
+from helpers import official_manifest, pretrained_logits, random_from_manifest, run_convert, save_torch
 from tools.crosscheck import cross_check
 
 
@@ -73,12 +73,7 @@ def test_spach_checkpoint_reproduces_official_function_in_both_frameworks(spach_
     x = np.random.RandomState(1).standard_normal((2, 3, 224, 224)).astype(np.float32)
     with torch.no_grad():
         ref = official_forward({k: torch.from_numpy(v) for k, v in state.items()}, torch.from_numpy(x)).numpy()
-        ours = models_pytorch.create_model("smlpnet_t", pretrained=path).eval()(torch.from_numpy(x)).numpy()
-    from jittor_support.runtime import jt
-
-    jm = models_jittor.create_model("smlpnet_t", pretrained=path)
-    jm.eval()
-    theirs = jm(jt.array(x)).numpy()
+    ours, theirs = pretrained_logits("smlpnet_t", path, x)
     scale = np.abs(ref).max()
     assert scale > 0.1
     assert np.abs(ours - ref).max() <= REL_TOL * scale

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import models_jittor
 import models_pytorch
 from conftest import REL_TOL
-from helpers import official_manifest, random_from_manifest, run_convert, save_torch
+from helpers import official_manifest, pretrained_logits, random_from_manifest, run_convert, save_torch
 from model_specs import variant
 from models_jittor.vip import WeightedPermuteMlp as JittorPermuteMlp
 from models_pytorch.vip import WeightedPermuteMlp as TorchPermuteMlp
@@ -123,18 +123,13 @@ def test_official_checkpoint_loads_in_both_frameworks(official_s7, tmp_path, wra
 
 
 def test_official_checkpoint_reproduces_official_function(official_s7, tmp_path):
-    from jittor_support.runtime import jt
-
     path = save_torch(tmp_path / "vip_s7.pth", {"module." + k: v for k, v in official_s7.items()},
                       wrap="state_dict_ema")
     x = np.random.RandomState(1).standard_normal((2, 3, 224, 224)).astype(np.float32)
     with torch.no_grad():
         sd = {k: torch.from_numpy(v) for k, v in official_s7.items()}
         ref = official_forward(sd, torch.from_numpy(x)).numpy()
-        ours = models_pytorch.create_model("vip_s7", pretrained=path).eval()(torch.from_numpy(x)).numpy()
-    jm = models_jittor.create_model("vip_s7", pretrained=path)
-    jm.eval()
-    theirs = jm(jt.array(x)).numpy()
+    ours, theirs = pretrained_logits("vip_s7", path, x)
     scale = np.abs(ref).max()
     assert scale > 0.1
     assert np.abs(ours - ref).max() <= REL_TOL * scale
