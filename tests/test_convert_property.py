@@ -58,7 +58,8 @@ def test_mutated_state_converts_exactly_or_is_refused_cleanly(ops: list[tuple], 
         save_torch(src, state)
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            rc = convert.main(["torch2jittor", str(src), str(out / "o.pkl")] + ([] if detect else ["--model", "smlpnet_t"]))
+            model = [] if detect else ["--model", "smlpnet_t"]
+            rc = convert.main(["torch2jittor", str(src), str(out / "o.pkl"), *model])
         files = list(out.iterdir())
         if rc == 0:
             assert [f.name for f in files] == ["o.pkl"]

@@ -82,7 +82,8 @@ def report(framework: str, wall: float, per_op: dict[str, float], top: int) -> s
     lines = [f"### {framework}: {wall * 1e3:.0f} ms wall, {total:.0f} ms in ops", "",
              "| group | ms | share |", "|---|---|---|"]
     lines += [f"| {g} | {ms:.1f} | {100 * ms / total:.0f}% |" for g, ms in sorted(groups.items(), key=lambda i: -i[1])]
-    lines += ["", f"| heaviest {'op' if framework == 'torch' else 'kernel (fused ops)'} | ms | share |", "|---|---|---|"]
+    unit = "op" if framework == "torch" else "kernel (fused ops)"
+    lines += ["", f"| heaviest {unit} | ms | share |", "|---|---|---|"]
     for name, ms in sorted(per_op.items(), key=lambda i: -i[1])[:top]:
         lines.append(f"| `{name[:90]}` | {ms:.1f} | {100 * ms / total:.0f}% |")
     return "\n".join(lines)

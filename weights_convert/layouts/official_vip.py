@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 
-from .layout import Layout, State
+from .layout import Layout, State, rename_prefix
 
 _NETWORK = re.compile(r"network\.(\d+)\.(?:(\d+)\.)?(.+)")  # entry, block in a group (none: transition), rest
 _BLOCK_PARTS = {"attn.mlp_c": "permute_mlp.mix_c", "attn.mlp_h": "permute_mlp.mix_h",
                 "attn.mlp_w": "permute_mlp.mix_w", "attn.reweight": "permute_mlp.reweight",
-                "attn.proj": "permute_mlp.proj"}
+                "attn.proj": "permute_mlp.proj"}  # norm1, norm2 and mlp keep their names
 
 
 def matches(state: State) -> bool:
@@ -41,13 +41,6 @@ def _places(state: State) -> dict[int, tuple[int, int | None]]:
     return places
 
 
-def _rename(part: str) -> str:
-    for old, new in _BLOCK_PARTS.items():
-        if part.startswith(old + "."):
-            return new + part[len(old):]
-    return part  # norm1, norm2, mlp keep their names; unknown entries are then reported as unexpected keys
-
-
 def to_native(state: State) -> State:
     places = _places(state)
     out: State = {}
@@ -59,7 +52,8 @@ def to_native(state: State) -> State:
             if first is None:  # the transition's own Conv2d is called proj
                 out[f"stages.{stage}.downsample.{m.group(3).removeprefix('proj.')}"] = value
             else:
-                out[f"stages.{stage}.blocks.{first + int(m.group(2))}.{_rename(m.group(3))}"] = value
+                part = rename_prefix(m.group(3), _BLOCK_PARTS)
+                out[f"stages.{stage}.blocks.{first + int(m.group(2))}.{part}"] = value
         else:
             out[key] = value  # norm.*, head.*
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .layout import Layout, State
+from .layout import Layout, State, rename_prefix
 
 _BLOCK = re.compile(r"(token_mix|channel_mix)\.(\d+)\.(.+)")
 _STEM = re.compile(r"to_patch_embedding\.(\d+)\.0\.weight")
@@ -35,13 +35,6 @@ def _stage_of_blocks(state: State) -> list[tuple[int, int]]:
     return out
 
 
-def _rename(part: str, table: dict[str, str]) -> str:
-    for old, new in table.items():
-        if part.startswith(old + "."):
-            return new + part[len(old):]
-    return part  # unknown entries pass through and are then reported as unexpected keys
-
-
 def to_native(state: State) -> State:
     where = _stage_of_blocks(state)
     out: State = {}
@@ -52,14 +45,14 @@ def to_native(state: State) -> State:
         elif m := _BLOCK.match(key):
             stage, j = where[int(m.group(2))]
             table = _TOKEN_MIX if m.group(1) == "token_mix" else _CHANNEL_MIX
-            part = _rename(m.group(3), table)
+            part = rename_prefix(m.group(3), table)
             if m.group(1) == "token_mix":
                 part = "token_mix." + part
                 if part.startswith(("token_mix.mix_w.weight", "token_mix.mix_h.weight")) and value.ndim == 4:
                     value = value.reshape(value.shape[:2])  # Conv2d(N, N, 1x1) -> (N, N) matrix
             out[f"stages.{stage}.blocks.{j}.{part}"] = value
         else:
-            out[_rename(key, _HEAD)] = value
+            out[rename_prefix(key, _HEAD)] = value
     return out
 
 
