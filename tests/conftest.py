@@ -1,13 +1,26 @@
-"""Shared by the tests: randomised weights, the tolerance, the devices to test on."""
+"""Shared by the tests: randomised weights, the tolerance, the devices to test on, the own-tree guard."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+import own_tree
 from tools.crosscheck import random_weights as random_state  # noqa: F401  (the tests' weights)
 
 # eval-mode logits of the two frameworks agree within this fraction of the largest |logit|
 REL_TOL = 1e-4
+
+own_tree.install()
+
+
+@pytest.fixture(autouse=True)
+def reads_only_its_own_tree():
+    """Fails a test that read anything beside the repository (e.g. ``../shared``), which a user's clone lacks."""
+    before = len(own_tree.reads_outside)
+    yield
+    read = own_tree.reads_outside[before:]
+    if read:
+        pytest.fail(f"read outside the repository, which a user's clone does not have: {sorted(set(read))[:5]}")
 
 
 def cuda_available() -> bool:

@@ -11,7 +11,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVERT = ROOT / "tools" / "convert.py"
-MANIFESTS = ROOT.parent / "shared" / "reference" / "manifests"
+MANIFESTS = ROOT / "tests" / "data" / "manifests"  # the official models' keys and shapes, see its README
 
 
 def save_torch(path: Path, state: dict[str, np.ndarray], wrap: str | None = None, **extra) -> Path:

@@ -1,0 +1,43 @@
+"""Records every file the test process reads beside the repository: a user's clone has nothing there.
+
+An audit hook sees each ``open``/``listdir``/``scandir``. A path counts as outside when it lies under the
+repository's parent folder but not in the repository, the Python installation, the temp folder or a hidden
+folder (``~/.cache`` and the like, when the clone sits in the home folder).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_ALLOWED = tuple(str(Path(p).resolve()) + os.sep for p in
+                 {ROOT, sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir()})
+_EVENTS = {"open", "os.listdir", "os.scandir", "glob.glob"}
+
+reads_outside: list[str] = []
+
+
+def is_outside(path: str | bytes | os.PathLike) -> bool:
+    """Whether ``path`` is a sibling of the repository (or lies inside one) that a clone would not have."""
+    full = os.path.abspath(os.fsdecode(path))
+    parent = str(ROOT.parent).rstrip(os.sep) + os.sep
+    if parent == os.sep:  # a clone at the top of the file system has no siblings of its own to read
+        return False
+    if not full.startswith(parent) or (full + os.sep).startswith(_ALLOWED):
+        return False
+    return not full[len(parent):].startswith(".")
+
+
+def _hook(event: str, args: tuple) -> None:
+    if event in _EVENTS and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        try:
+            if is_outside(args[0]):
+                reads_outside.append(os.fsdecode(args[0]))
+        except Exception:  # an audit hook must never break the operation it watches
+            pass
+
+
+def install() -> None:
+    sys.addaudithook(_hook)  # audit hooks cannot be removed: install once per process
