@@ -4,12 +4,15 @@ from __future__ import annotations
 import sys
 import time
 
+from jittor_support.compile_progress import reporting
+
 
 def main() -> int:
     start = time.time()
-    print("preparing Jittor (the first time compiles its core: 2-3 minutes on 2 cores) ...", flush=True)
+    print("preparing Jittor (the first time compiles its core once: 2-5 minutes on 2 cores) ...", flush=True)
     try:
-        from jittor_support.runtime import jt
+        with reporting("compiling Jittor's core"):
+            from jittor_support.runtime import jt
     except Exception as e:  # the runtime's own error says how to fix it
         print(f"jittor set-up failed: {e}", file=sys.stderr)
         return 1
@@ -17,8 +20,9 @@ def main() -> int:
 
     import numpy as np
 
-    x = jt.array(np.ones((1, 4, 8, 8), np.float32))
-    nn.Conv2d(4, 4, 3, padding=1)(x).sync()  # compiles and runs a oneDNN conv
+    with reporting("compiling Jittor's oneDNN conv"):
+        x = jt.array(np.ones((1, 4, 8, 8), np.float32))
+        nn.Conv2d(4, 4, 3, padding=1)(x).sync()  # compiles and runs a oneDNN conv
     onednn = compile_extern.mkl_ops is not None
     print(f"jittor {jt.__version__} ready in {time.time() - start:.0f} s; oneDNN: "
           f"{'yes' if onednn else 'NO (slow path accepted by MLPZOO_ALLOW_SLOW_JITTOR=1)'}")

@@ -1,17 +1,22 @@
-"""Prepare the environment Jittor needs, then import it: no CUDA probing, oneDNN provided offline, quiet.
+"""Prepare the environment Jittor needs, then import it: CUDA only with a GPU (through a toolkit folder that
+builds with CUDA 13, see cuda_toolkit), oneDNN provided offline, quiet.
 
 Import this module (``from jittor_support.runtime import jt``) before anything else touches ``jittor``.
 
 Environment variables:
 - ``MLPZOO_ALLOW_SLOW_JITTOR=1``: accept running without oneDNN (Jittor's own kernels, 25-100x slower).
 - ``MLPZOO_JITTOR_VERBOSE=1``: keep Jittor's log output.
+- ``MLPZOO_CUDA_FAST_MATH=1``: let Jittor's CUDA kernels use ``--use_fast_math`` (approximate erf/exp/division).
+- ``nvcc_path``: Jittor's own switch; when set it is used as given (empty: CPU only).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
+
+from jittor_support.cuda_toolkit import CudaToolkitError, assemble, default_target
+from jittor_support.paths import has_cuda_device, jittor_home
 
 # oneDNN 2.6 from the onednn-cpu-gomp / onednn-devel-cpu-gomp wheels; Jittor looks for its own 2.2 download.
 _DNNL_DIR = "dnnl_lnx_2.2.0_cpu_gomp"
@@ -21,22 +26,6 @@ _FIX_HINT = ("install it with: pip install onednn-cpu-gomp==2022.2.1 onednn-deve
 
 class JittorSetupError(RuntimeError):
     """Jittor cannot be prepared the way the zoo needs it."""
-
-
-def jittor_home() -> Path:
-    """The folder Jittor keeps its caches under, resolved as Jittor itself does."""
-    if os.environ.get("JITTOR_HOME"):
-        return Path(os.environ["JITTOR_HOME"]).resolve()
-    config = Path.home() / ".cache" / "jittor" / "config.json"
-    try:
-        return Path(json.loads(config.read_text()).get("JITTOR_HOME", str(Path.home())))
-    except (OSError, ValueError):
-        return Path.home()
-
-
-def has_cuda_device() -> bool:
-    """Whether an NVIDIA GPU is visible (a CUDA toolkit alone is not enough for Jittor)."""
-    return Path("/dev/nvidiactl").exists() and Path("/dev/nvidia0").exists()
 
 
 def _wheel_onednn(prefix: Path) -> tuple[Path, Path] | None:
@@ -71,13 +60,24 @@ def provision_onednn() -> Path:
     return target
 
 
+def _cuda_nvcc() -> str:
+    """The nvcc of a toolkit folder laid out for Jittor (see cuda_toolkit), or "" (CPU only, said aloud)."""
+    try:
+        return str(assemble(default_target()))
+    except CudaToolkitError as e:
+        print(f"mlp-zoo: Jittor runs on the CPU only, {e}", file=sys.stderr)
+        return ""
+
+
 def _prepare_environment() -> bool:
     """Set Jittor's environment switches; return whether the slow path was explicitly accepted."""
     allow_slow = os.environ.get("MLPZOO_ALLOW_SLOW_JITTOR") == "1"
-    if not has_cuda_device():
-        os.environ.setdefault("nvcc_path", "")  # no GPU: stop Jittor probing for a CUDA toolkit
+    if "nvcc_path" not in os.environ:
+        os.environ["nvcc_path"] = _cuda_nvcc() if has_cuda_device() else ""  # "": no CUDA, no probing
     os.environ.setdefault("FIX_TORCH_ERROR", "0")  # Jittor must not import torch behind our back
-    os.environ.setdefault("cache_name", "default")  # else Jittor names its cache after a git branch
+    # else Jittor names its cache after a git branch; fast math gets its own, as Jittor's keys don't see the wrapper
+    fast_math = os.environ.get("MLPZOO_CUDA_FAST_MATH") == "1"
+    os.environ.setdefault("cache_name", "fast_math" if fast_math else "default")
     if os.environ.get("MLPZOO_JITTOR_VERBOSE") != "1":
         os.environ.setdefault("log_silent", "1")
     if allow_slow:
