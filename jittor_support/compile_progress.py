@@ -1,4 +1,4 @@
-"""Progress lines while Jittor compiles its C++ core, which it does silently once per machine (minutes)."""
+"""Progress lines while Jittor compiles silently: its C++ core once per machine (minutes), new kernels on first use."""
 from __future__ import annotations
 
 import contextlib
@@ -10,13 +10,15 @@ from typing import Iterator
 
 
 def _compiled_since(start: float) -> int | None:
-    """Object files Jittor's core build has written since ``start`` (None until Jittor names its cache)."""
+    """Files Jittor has compiled since ``start``: its core's objects and its ops' kernels (None until Jittor
+    names its cache)."""
     utils = sys.modules.get("jittor_utils")
     cache = getattr(utils, "cache_path", None)
     if not cache:
         return None
     try:
-        return sum(1 for f in (Path(cache) / "obj_files").glob("*.o") if f.stat().st_mtime >= start)
+        built = [*(Path(cache) / "obj_files").glob("*.o"), *(Path(cache) / "jit").glob("*.so")]
+        return sum(1 for f in built if f.stat().st_mtime >= start)
     except OSError:  # the build renames files under our feet
         return None
 
@@ -30,7 +32,7 @@ def reporting(what: str, every_s: float = 15.0) -> Iterator[None]:
     def report() -> None:
         while not done.wait(every_s):
             files = _compiled_since(start - 1)
-            count = f", {files} C++ files compiled" if files else ""
+            count = f", {files} files compiled" if files else ""
             print(f"  {what}: {time.time() - start:.0f} s{count} ...", flush=True)
 
     thread = threading.Thread(target=report, daemon=True)

@@ -79,7 +79,9 @@ def build_jittor(name: str, state: dict[str, np.ndarray], **kwargs: Any) -> Any:
 
 
 class jittor_device:
-    """Context manager running Jittor on ``device`` ('cpu' or 'cuda'), restoring CPU afterwards."""
+    """Context manager running Jittor on ``device`` ('cpu' or 'cuda'), restoring CPU afterwards. On CUDA both
+    frameworks compute in full fp32 (no TF32 tensor cores), so that their differences are the models', not the
+    matmul precision's."""
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -88,6 +90,12 @@ class jittor_device:
         from jittor_support.runtime import jt
 
         jt.flags.use_cuda = int(self.device == "cuda")
+        if self.device == "cuda":
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            jt.flags.use_tensorcore = 0
 
     def __exit__(self, *exc: object) -> None:
         from jittor_support.runtime import jt

@@ -54,6 +54,7 @@ def main() -> int:
         return 1
 
     import models_jittor
+    from jittor_support.compile_progress import reporting
     from jittor_support.runtime import jt
 
     x = np.random.RandomState(0).standard_normal((BATCH, 3, 224, 224)).astype(np.float32)
@@ -67,7 +68,9 @@ def main() -> int:
 
     with torch.no_grad():
         a, t_first, t_run = timed(lambda: tref(torch.from_numpy(x)).numpy(), RUNS)
-    with jt.no_grad():
+    print(f"running {MODEL} in both frameworks (Jittor's first call compiles its kernels once: ~1 minute) ...",
+          flush=True)
+    with jt.no_grad(), reporting("Jittor compiling kernels"):
         b, j_first, j_run = timed(lambda: jmodel(jt.array(x)).numpy(), RUNS)
     diff, scale = float(np.abs(a - b).max()), float(np.abs(a).max())
 
