@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "nvcc_path": str(nvcc), "cache_name": cache, "MLPZOO_JITTOR_VERBOSE": "1"}
     start = time.time()
     r = subprocess.run([sys.executable, "-c", _IMPORT], env=env, capture_output=True, text=True)
-    text = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr)
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", r.stdout + r.stderr)
     built = [f for f in (jittor_home() / ".cache" / "jittor").glob(f"**/{cache}/cu*/jittor_core*.so")
              if f.stat().st_mtime >= start]
     no_driver = "cudaErrorInsufficientDriver" in text or "no CUDA-capable device" in text
@@ -102,7 +102,7 @@ def _compile_cub_probe(nvcc: Path) -> bool:
         cmd = [str(nvcc), str(src), "-c", "-o", str(Path(tmp) / "cub_probe.o"), *_JITTOR_NVCC_FLAGS, *includes]
         r = subprocess.run(cmd, capture_output=True, text=True)
     print(f"2. CUB/Thrust with Jittor's nvcc flags: {'BUILT' if r.returncode == 0 else 'FAILED'}")
-    _print_errors(r.stdout + r.stderr)
+    _print_errors(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", r.stdout + r.stderr))
     return r.returncode == 0
 
 
