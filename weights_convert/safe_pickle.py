@@ -37,6 +37,20 @@ def _array_from_jittor_var(array: object) -> object:
     return array
 
 
+def _encode(text: object, encoding: object = "utf-8") -> bytes:
+    """``_codecs.encode``: how protocol 2 pickles bytes (as latin-1 text)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise BadData("a pickle encodes text other than latin-1 bytes")
+    return text.encode("latin-1")
+
+
+def _bytes(*args: object) -> bytes:
+    """``bytes()``: how protocol 2 pickles an empty bytes object (``bytes(n)`` would allocate n bytes)."""
+    if args:
+        raise BadData("a pickle calls bytes() with arguments")
+    return b""
+
+
 def _ordered_dict(items: object = ()) -> collections.OrderedDict:
     if items != ():
         raise BadData("an OrderedDict built from arguments, not from its items")
@@ -55,6 +69,9 @@ class Namespace(argparse.Namespace):
 # (module, name) -> the stand-in the unpickler gets instead of importing anything
 ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): _ordered_dict,
+    ("_codecs", "encode"): _encode,
+    ("__builtin__", "bytes"): _bytes,
+    ("builtins", "bytes"): _bytes,
     ("jittor", "jittor_core.Var"): _array_from_jittor_var,
     ("jittor_core", "Var"): _array_from_jittor_var,
 }

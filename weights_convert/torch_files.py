@@ -10,8 +10,9 @@ from typing import Any
 
 from . import dtypes
 from .bounded_zip import BoundedZip
-from .budget import BadData, Budget, described
+from .budget import BadData, Budget
 from .errors import CheckpointError
+from .escaping import shown
 from .lazy_arrays import Storage
 from .safe_pickle import ALLOWED, unpickle
 from .torch_pickle import TORCH_ALLOWED, StorageType
@@ -25,7 +26,7 @@ def _storage_reference(pid: Any, fields: int) -> tuple[StorageType, str, int]:
     if not (isinstance(pid, tuple) and len(pid) == fields and pid[0] == "storage"
             and isinstance(pid[1], StorageType) and isinstance(pid[2], str) and len(pid[2]) <= 64
             and type(pid[4]) is int and pid[4] >= 0):
-        raise BadData(f"an unreadable storage reference ({described(pid[:1] if isinstance(pid, tuple) else pid)})")
+        raise BadData("an unreadable storage reference")
     return pid[1], pid[2], pid[4]
 
 
@@ -88,11 +89,11 @@ def read_torch_legacy(path: Path, budget: Budget) -> Any:
         for key in keys:
             storage, count = declared[key] if key in declared else (None, 0)
             if storage is None:
-                raise BadData(f"storage {described(key)} is listed but never used")
+                raise BadData(f"storage {shown(key)} is listed but never used")
             (stored,) = struct.unpack("<q" if not big_endian else ">q", bytes(buffer[position:position + 8]))
             nbytes = count * dtypes.raw_dtype(storage.dtype).itemsize
             if stored != count or position + 8 + nbytes > len(data):  # checked before any slicing
-                raise BadData(f"storage {described(key)} declares {count} elements but the file holds "
+                raise BadData(f"storage {shown(key)} declares {count} elements but the file holds "
                               f"{max(len(data) - position - 8, 0)} bytes for it")
             storage.data = buffer[position + 8:position + 8 + nbytes]
             position += 8 + nbytes
@@ -103,7 +104,7 @@ def read_torch_legacy(path: Path, budget: Budget) -> Any:
             base = declared[key][0]
             itemsize = dtypes.raw_dtype(base.dtype).itemsize
             if meta[1] + meta[2] > len(base.data) // itemsize:
-                raise BadData(f"a storage view {described(meta[0])} reaches beyond its storage")
+                raise BadData(f"a view of storage {shown(key)} reaches beyond it")
             view.data = base.data[meta[1] * itemsize:(meta[1] + meta[2]) * itemsize]
     except (BadData, struct.error) as e:
         raise CheckpointError(f"{source}: truncated or corrupt legacy PyTorch file ({e})") from None

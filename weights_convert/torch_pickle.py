@@ -74,13 +74,6 @@ def _device(*_: Any) -> str:
     return "cpu"  # everything is read to the CPU
 
 
-def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
-    """``_codecs.encode``: how protocol 2 pickles bytes (as latin-1 text)."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise BadData("a pickle encodes text other than latin-1 bytes")
-    return text.encode("latin-1")
-
-
 def _set(items: Any = ()) -> set:
     if not isinstance(items, (list, tuple)):
         raise BadData("a set made from something other than a list")
@@ -108,7 +101,6 @@ TORCH_ALLOWED.update({
     ("torch", "device"): _device,
     ("torch.serialization", "_get_layout"): _layout,
     ("torch", "sparse_coo"): "torch.sparse_coo",
-    ("_codecs", "encode"): _encode,
     ("builtins", "set"): _set,
     ("builtins", "frozenset"): lambda items=(): frozenset(_set(items)),
     ("argparse", "Namespace"): Namespace,
