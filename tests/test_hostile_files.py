@@ -5,17 +5,24 @@ a failing disk by name, and leaves nothing behind when interrupted."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import pickle
 import signal
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import CONVERT, ROOT
 from hostile_corpus import CORPUS, safetensors, torch_pickle, torch_zip
@@ -246,3 +253,144 @@ def test_corpus_helpers_build_valid_torch_files(tmp_path):
     from safetensors.numpy import load_file
 
     assert np.array_equal(load_file(str(st))["w"], STATE["w"])
+
+
+# --------------------------------------------------- property: whatever a header declares, memory stays bounded
+
+def _read_within_bound(path: Path) -> None:
+    """Reading ``path`` either succeeds or raises one printable line naming it, within the memory bound."""
+    import tracemalloc
+
+    from weights_convert import read_checkpoint
+
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc, so this sees arrays as well as objects
+    try:
+        read_checkpoint(path)
+    except CheckpointError as e:
+        message = str(e)
+        assert message.isprintable() and str(path) in message, message[:300]
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak / 2**20 <= memory_bound_mb(path.stat().st_size), peak
+
+
+big = st.one_of(st.integers(0, 8), st.integers(0, 2**64))
+shapes = st.lists(big, max_size=4).map(tuple)
+STORAGE_TYPES = ["FloatStorage", "DoubleStorage", "HalfStorage", "BFloat16Storage", "LongStorage", "BoolStorage",
+                 "QInt8Storage", "ByteStorage"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(storage_type=st.sampled_from(STORAGE_TYPES), numel=big, stored=st.integers(0, 64), offset=big,
+       size=shapes, stride=shapes, legacy=st.booleans())
+def test_torch_storage_and_view_headers(storage_type, numel, stored, offset, size, stride, legacy):
+    from hostile_corpus import StorageRef, TensorRef, legacy_torch
+
+    ref = StorageRef("0", getattr(torch, storage_type), numel, legacy)
+    pkl = torch_pickle({"w": TensorRef(ref, offset, size, stride)})
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if legacy:
+            path = folder / "m.pth"
+            path.write_bytes(legacy_torch(pkl, ["0"], struct.pack("<q", min(numel, 2**63 - 1)) + bytes(stored)))
+        else:
+            path = torch_zip(folder / "m.pth", pkl, {"0": bytes(stored)})
+        _read_within_bound(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(dtype=st.sampled_from(["F32", "F64", "BF16", "F8_E4M3", "F8_E5M2", "I64", "BOOL", "F8_E4M3FNUZ", "X"]),
+       shape=st.lists(big, max_size=4), begin=big, end=big, stored=st.integers(0, 64),
+       header_size=st.one_of(st.none(), big))
+def test_safetensors_headers(dtype, shape, begin, end, stored, header_size):
+    header = json.dumps({"w": {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}}).encode()
+    size = len(header) if header_size is None else header_size % 2**64
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / "m.safetensors"
+        path.write_bytes(struct.pack("<Q", size) + header + bytes(stored))
+        _read_within_bound(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(descr=st.sampled_from(["<f4", ">f8", "<f2", "|O", "<U3", "|V8", "<c8", "|b1", "<i8"]), shape=shapes,
+       fortran=st.booleans(), stored=st.integers(0, 64), compressed=st.booleans(), declared=st.one_of(st.none(), big))
+def test_npz_headers(descr, shape, fortran, stored, compressed, declared):
+    from hostile_corpus import npy_header
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / "m.npz"
+        method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+        with zipfile.ZipFile(path, "w", method) as z:
+            z.writestr("w.npy", npy_header(shape, descr, fortran) + bytes(stored))
+        if declared is not None:  # what the central directory says the member inflates to
+            data = bytearray(path.read_bytes())
+            at = data.rfind(b"PK\x01\x02") + 24
+            data[at:at + 4] = struct.pack("<I", declared % 2**32)
+            path.write_bytes(bytes(data))
+        _read_within_bound(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(shape=shapes, dtype=st.sampled_from(["f4", "f8", "i8", "V16", "U4", "O"]), stored=st.integers(0, 64),
+       how=st.sampled_from(["reconstruct", "frombuffer", "ndarray"]), strides=shapes)
+def test_jittor_pickle_array_headers(shape, dtype, stored, how, strides):
+    from hostile_corpus import Reduce, jittor_pkl
+
+    np_dtype = np.dtype(dtype)
+    if how == "reconstruct":
+        array = Reduce(np.core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                       (1, shape, np_dtype, False, bytes(stored)))
+    elif how == "frombuffer":
+        array = Reduce(np.core.numeric._frombuffer, (bytes(stored), np_dtype, shape, "C"))
+    else:
+        array = Reduce(np.ndarray, (shape, np_dtype, bytes(stored), 0, strides))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _read_within_bound(jittor_pkl(folder / "m.pkl", pickle.dumps({"w": array}, 4)))
+
+
+def _valid_files() -> dict[str, bytes]:
+    """One small, valid file of each format, to be damaged byte by byte."""
+    import io
+
+    t = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(3).bfloat16()}
+    files = {}
+    for name, kwargs in (("zip.pth", {}), ("legacy.pth", {"_use_new_zipfile_serialization": False})):
+        buf = io.BytesIO()
+        torch.save(t, buf, **kwargs)
+        files[name] = buf.getvalue()
+    payload = pickle.dumps({k: v.float().numpy() for k, v in t.items()}, 4)
+    files["j.pkl"] = payload + hashlib.sha1(payload).digest() + b"HCAJSLHD"
+    from weights_convert.formats import serialize
+
+    files["s.safetensors"] = serialize({"w": t["w"].numpy()}, "safetensors")
+    files["n.npz"] = serialize({"w": t["w"].numpy()}, "npz")
+    return files
+
+
+VALID = _valid_files()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from(sorted(VALID)), edits=st.lists(st.tuples(st.integers(-400, 400), st.integers(0, 255)),
+                                                           min_size=1, max_size=6),
+       cut=st.one_of(st.none(), st.integers(1, 4000)))
+def test_damaged_headers_of_each_format(name, edits, cut):
+    """Bytes changed near the start (magic, pickle and JSON headers) and the end (zip directory, trailers)."""
+    data = bytearray(VALID[name])
+    if name == "j.pkl":
+        data = data[:-28]
+    for at, value in edits:
+        data[at % len(data)] = value
+    if name == "j.pkl":  # a valid checksum, so that the damage reaches the unpickler
+        data += hashlib.sha1(data).digest() + b"HCAJSLHD"
+    if cut is not None:
+        data = data[:cut]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / name
+        path.write_bytes(bytes(data))
+        _read_within_bound(path)

@@ -77,7 +77,9 @@ def output_itemsize(name: str) -> int:
 def to_numpy(raw: np.ndarray, name: str) -> np.ndarray:
     """Raw bits of type ``name`` as a native-order numpy array, widening bfloat16 and float8 to float32."""
     if name == "bfloat16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+        bits = raw.astype(np.uint32)
+        bits <<= np.uint32(16)  # in place: a 0-d array stays an array (a shift would return a scalar)
+        return bits.view(np.float32)
     if name in _FLOAT8:
         return _FLOAT8[name][raw]
     return raw.astype(raw.dtype.newbyteorder("="), copy=False)

@@ -64,7 +64,10 @@ def plain(obj: Any, budget: Budget, source: str) -> tuple[Any, list[str]]:
 
     def array(x: Any, where: tuple) -> np.ndarray:
         try:
-            return make(x)
+            try:
+                return make(x)
+            except (ValueError, OverflowError) as e:  # numpy's own limits, e.g. a zero-size array of 1e18 rows
+                raise BadData(f"an array numpy cannot represent ({e})") from None
         except BadData as e:
             if not where:
                 raise
