@@ -208,6 +208,15 @@ def safetensors_offsets_beyond_file(folder: Path) -> tuple[Path, str]:
     return path, "data offsets outside"
 
 
+def safetensors_unsupported_type(folder: Path) -> tuple[Path, str]:
+    import json
+
+    header = json.dumps({"w": {"dtype": "F8_E4M3FNUZ", "shape": [4], "data_offsets": [0, 4]}}).encode()
+    path = folder / "fnuz.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+    return path, "tensor w has element type F8_E4M3FNUZ, which the converter does not support"
+
+
 def torch_quantized(folder: Path) -> tuple[Path, str]:
     import warnings
 
@@ -240,11 +249,13 @@ def terminal_escape_key(folder: Path) -> tuple[Path, str]:
 
 
 def megabyte_key(folder: Path) -> tuple[Path, str]:
-    return safetensors(folder / "long_key.safetensors", {"k" * 1_000_000: np.zeros(1, np.float32)}), "(1000000 characters)"
+    path = safetensors(folder / "long_key.safetensors", {"k" * 1_000_000: np.zeros(1, np.float32)})
+    return path, "(1000000 characters)"
 
 
 def bidi_key(folder: Path) -> tuple[Path, str]:
-    return safetensors(folder / "bidi.safetensors", {"\u202eweights.pth\u2066": np.zeros(1, np.float32)}), "\\u202eweights"
+    path = safetensors(folder / "bidi.safetensors", {"\u202eweights.pth\u2066": np.zeros(1, np.float32)})
+    return path, "\\u202eweights"
 
 
 def escape_in_file_name(folder: Path) -> tuple[Path, str]:
@@ -258,5 +269,5 @@ CORPUS: dict[str, Callable[[Path], tuple[Path, str]]] = {
         torch_zip_bomb, npz_bomb, npz_huge_header, torch_stride0, jittor_ndarray_stride0,
         numpy_reconstruct_no_data, torch_billion_laughs, torch_deep_nesting, legacy_deep_nesting,
         jittor_deep_nesting, memo_index_bomb, deep_tuple_key, legacy_huge_storage, torch_view_beyond_storage,
-        torch_huge_offset, safetensors_offsets_beyond_file, torch_quantized, terminal_escape_key, megabyte_key,
-        bidi_key, escape_in_file_name)}
+        torch_huge_offset, safetensors_offsets_beyond_file, safetensors_unsupported_type, torch_quantized,
+        terminal_escape_key, megabyte_key, bidi_key, escape_in_file_name)}

@@ -50,8 +50,8 @@ def sniff(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-            raise CheckpointError(f"{path}: truncated or corrupt zip archive ({e})") from None
+        except Exception as e:  # zipfile raises many types for a malformed directory (reading runs no code)
+            raise CheckpointError(f"{path}: truncated or corrupt zip archive ({type(e).__name__}: {e})") from None
         if any(n.endswith("data.pkl") for n in names):
             return "torch-zip"
         if names and all(n.endswith(".npy") for n in names):

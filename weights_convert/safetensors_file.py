@@ -21,6 +21,8 @@ def read_safetensors(path: Path, budget: Budget) -> tuple[dict[str, np.ndarray],
     """(name -> array, notes) of a .safetensors file."""
     try:
         return _read(path, budget)
+    except CheckpointError:
+        raise
     except BadData as e:
         raise CheckpointError(f"{path}: truncated or corrupt .safetensors file ({e})") from None
     except (OSError, ValueError, RecursionError, struct.error) as e:  # JSON errors are ValueErrors
@@ -47,8 +49,9 @@ def _read(path: Path, budget: Budget) -> tuple[dict[str, np.ndarray], list[str]]
                     and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2):
                 raise BadData(f"{what} has an unreadable entry")
             dtype_name = dtypes.SAFETENSORS.get(info["dtype"])
-            if dtype_name is None:
-                raise BadData(f"{what} has element type {shown(info['dtype'])}, which the converter does not support")
+            if dtype_name is None:  # a type we do not read is no corruption: say so plainly
+                raise CheckpointError(f"{path}: {what} has element type {shown(info['dtype'])}, which the "
+                                      f"converter does not support")
             raw = dtypes.raw_dtype(dtype_name)
             shape = checked_shape(info.get("shape"), what)
             begin, end = info["data_offsets"]

@@ -50,10 +50,12 @@ def read_torch_zip(path: Path, budget: Budget) -> Any:
 
             data = members.read(pickles[0])
             return unpickle(io.BytesIO(data), source, TORCH_ALLOWED, persistent_load, "PyTorch pickle")
+    except CheckpointError:
+        raise
     except BadData as e:
         raise CheckpointError(f"{source}: {e}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-        raise CheckpointError(f"{source}: truncated or corrupt PyTorch file ({e})") from None
+    except Exception as e:  # zipfile's many error types for a malformed archive (reading runs no code)
+        raise CheckpointError(f"{source}: truncated or corrupt PyTorch file ({type(e).__name__}: {e})") from None
 
 
 def read_torch_legacy(path: Path, budget: Budget) -> Any:
@@ -91,7 +93,7 @@ def read_torch_legacy(path: Path, budget: Budget) -> Any:
             if storage is None:
                 raise BadData(f"storage {shown(key)} is listed but never used")
             (stored,) = struct.unpack("<q" if not big_endian else ">q", bytes(buffer[position:position + 8]))
-            nbytes = count * dtypes.raw_dtype(storage.dtype).itemsize
+            nbytes = count * _itemsize(storage.dtype, source)
             if stored != count or position + 8 + nbytes > len(data):  # checked before any slicing
                 raise BadData(f"storage {shown(key)} declares {count} elements but the file holds "
                               f"{max(len(data) - position - 8, 0)} bytes for it")
@@ -102,13 +104,21 @@ def read_torch_legacy(path: Path, budget: Budget) -> Any:
                     and all(type(n) is int and n >= 0 for n in meta[1:])):
                 raise BadData("an unreadable storage view")
             base = declared[key][0]
-            itemsize = dtypes.raw_dtype(base.dtype).itemsize
+            itemsize = _itemsize(base.dtype, source)
             if meta[1] + meta[2] > len(base.data) // itemsize:
                 raise BadData(f"a view of storage {shown(key)} reaches beyond it")
             view.data = base.data[meta[1] * itemsize:(meta[1] + meta[2]) * itemsize]
     except (BadData, struct.error) as e:
         raise CheckpointError(f"{source}: truncated or corrupt legacy PyTorch file ({e})") from None
     return obj
+
+
+def _itemsize(dtype: str, source: str) -> int:
+    """Bytes per element of a legacy storage; a type we do not read (quantized, ...) is refused as such."""
+    try:
+        return dtypes.raw_dtype(dtype).itemsize
+    except BadData as e:
+        raise CheckpointError(f"{source}: a storage holds {e}") from None
 
 
 def is_torch_legacy(head: bytes) -> bool:
