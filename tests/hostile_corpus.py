@@ -173,6 +173,12 @@ def memo_index_bomb(folder: Path) -> tuple[Path, str]:
     return jittor_pkl(folder / "memo.pkl", b"\x80\x02]r\x00\x00\x00\x80."), "holds a list, not a state dict"
 
 
+def bytearray_length_bomb(folder: Path) -> tuple[Path, str]:
+    # BYTEARRAY8 declaring 8 GiB: Python's own pure-Python unpickler allocates the declared length first
+    payload = b"\x80\x05\x96" + struct.pack("<Q", 8 << 30) + b"."
+    return jittor_pkl(folder / "bytearray.pkl", payload), "bytearray declares 8589934592 bytes"
+
+
 def deep_tuple_key(folder: Path) -> tuple[Path, str]:
     # hashing a tuple nested 100000 deep overflows the C stack (a crash, not an exception)
     payload = b"\x80\x02}" + b")" + b"\x85" * 100_000 + b"K\x01s."
@@ -268,6 +274,6 @@ CORPUS: dict[str, Callable[[Path], tuple[Path, str]]] = {
     f.__name__: f for f in (
         torch_zip_bomb, npz_bomb, npz_huge_header, torch_stride0, jittor_ndarray_stride0,
         numpy_reconstruct_no_data, torch_billion_laughs, torch_deep_nesting, legacy_deep_nesting,
-        jittor_deep_nesting, memo_index_bomb, deep_tuple_key, legacy_huge_storage, torch_view_beyond_storage,
-        torch_huge_offset, safetensors_offsets_beyond_file, safetensors_unsupported_type, torch_quantized,
-        terminal_escape_key, megabyte_key, bidi_key, escape_in_file_name)}
+        jittor_deep_nesting, memo_index_bomb, bytearray_length_bomb, deep_tuple_key, legacy_huge_storage,
+        torch_view_beyond_storage, torch_huge_offset, safetensors_offsets_beyond_file, safetensors_unsupported_type,
+        torch_quantized, terminal_escape_key, megabyte_key, bidi_key, escape_in_file_name)}

@@ -212,7 +212,7 @@ def test_a_signal_mid_write_leaves_no_file_and_one_line(sig, code, small_source,
     script = INTERRUPT.format(root=str(ROOT), signal=sig, src=str(small_source), dst=str(dst))
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert r.returncode == code, r.stderr
-    assert r.stderr == f"{PREFIX}stopped by {sig}; no output was left behind\n", r.stderr
+    assert r.stderr == f"{PREFIX}stopped by {sig}; no partial output was left behind\n", r.stderr
     assert list(tmp_path.iterdir()) == []  # neither the output nor a .part file
 
 

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         return run(args)
     except Stopped as e:
-        print(f"convert.py: error: stopped by {e}; no output was left behind", file=sys.stderr)
+        print(f"convert.py: error: stopped by {e}; no partial output was left behind", file=sys.stderr)
         return 128 + e.signum
     except Exception as e:  # every failure is one line (a traceback only with --debug)
         if args is not None and args.debug:

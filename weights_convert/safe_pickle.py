@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import pickle
+import struct
 from typing import IO, Any, Callable
 
 from .budget import MAX_PICKLE_OPS, BadData, described
@@ -114,9 +115,19 @@ def _load_build(self: BoundedUnpickler) -> None:
     pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
 
 
+def _load_bytearray8(self: BoundedUnpickler) -> None:
+    """Python's version allocates the declared length before reading: read what is there, then check."""
+    (length,) = struct.unpack("<Q", self.read(8))
+    data = self.read(length)
+    if len(data) != length:
+        raise BadData(f"a pickled bytearray declares {length} bytes but the file holds {len(data)}")
+    self.append(bytearray(data))
+
+
 _BASE = pickle._Unpickler.dispatch  # type: ignore[attr-defined]
 _OVERRIDES = {
     pickle.BUILD: _load_build,
+    pickle.BYTEARRAY8: _load_bytearray8,
     # after MARK the pure-Python unpickler's stack holds just the marked items
     pickle.SETITEM: _keys_checked(_BASE[pickle.SETITEM[0]], lambda stack: stack[-2:-1]),
     pickle.SETITEMS: _keys_checked(_BASE[pickle.SETITEMS[0]], lambda stack: stack[0::2]),
