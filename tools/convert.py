@@ -9,11 +9,13 @@ SRC may be any supported file: PyTorch .pth/.pt/.bin/.ckpt/.pth.tar (zip or lega
 The usual wrappers ('model', 'state_dict', 'state_dict_ema', 'module.' prefixes) are unwrapped and reported.
 Without --model the architecture is detected from the keys and shapes. Nothing is written unless every
 key and shape fits the model; the output appears only when complete, and never replaces a file unless
---force is given. Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on any error.
+--force is given. Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on any error,
+130 when interrupted (Ctrl-C) and 143 when terminated (SIGTERM); an interrupted run leaves no file behind.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from weights_convert import CheckpointError, check_destination, read_checkpoint, write_atomic  # noqa: E402
+from weights_convert.escaping import one_line, shown  # noqa: E402
 from weights_convert.formats import TORCH_SUFFIXES  # noqa: E402
 
 DIRECTIONS = {"torch2jittor": ("Jittor", (".pkl",)),
@@ -76,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
     fmt = write_atomic(args.dst, state, force=args.force)
     how = "detected" if detected else "given"
     extra = "".join(f", {k}={v}" for k, v in kwargs.items())
-    print(f"read {args.src}: {ckpt.summary()}")
-    print(f"wrote {args.dst}: {name} ({how}{extra}), {len(state)} tensors, {fmt} format")
+    print(f"read {shown(args.src, 4096)}: {ckpt.summary()}")
+    print(f"wrote {shown(args.dst, 4096)}: {name} ({how}{extra}), {len(state)} tensors, {fmt} format")
     if ckpt.model_kwargs:  # a weights file stores no build options: say which ones the outputs need
         options = ", ".join(f"{k}={v!r}" for k, v in ckpt.model_kwargs.items())
         print(f"note: the {ckpt.layout} outputs need {options}: "
-              f"create_model({name!r}, pretrained={args.dst!r}, {options})")
+              f"create_model({name!r}, pretrained={shown(repr(args.dst), 4096)}, {options})")
     if args.verify:
         from tools.crosscheck import cross_check
 
@@ -93,18 +96,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class Stopped(BaseException):
+    """A signal asked the converter to stop; raised where it is, so that temporary files are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a name that is not valid in the terminal's encoding still prints
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    args = None
     try:
+        args = parse_args(argv)
         return run(args)
+    except Stopped as e:
+        print(f"convert.py: error: stopped by {e}; no partial output was left behind", file=sys.stderr)
+        return 128 + e.signum
     except Exception as e:  # every failure is one line (a traceback only with --debug)
-        if args.debug:
+        if args is not None and args.debug:
             traceback.print_exc()
-        msg = str(e).strip("'\"").replace("\n", " ")
+        msg = str(e).strip("'\"")
         if not isinstance(e, (CheckpointError, OSError)):
             msg = f"{type(e).__name__}: {msg}"
-        print(f"convert.py: error: {msg}", file=sys.stderr)
+        print(f"convert.py: error: {one_line(msg)}", file=sys.stderr)
         return 2
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import CheckpointError
+from .escaping import shown
 
 State = dict[str, np.ndarray]
 Shapes = dict[str, tuple[int, ...]]
@@ -15,7 +16,7 @@ _SHOW = 5
 
 def _listing(items: list[str]) -> str:
     more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
-    return ", ".join(items[:_SHOW]) + more
+    return ", ".join(shown(item) for item in items[:_SHOW]) + more
 
 
 def _optional(key: str) -> bool:
@@ -53,15 +54,16 @@ def check_values(state: State, source: str, allow_nonfinite: bool = False) -> tu
         if value.dtype.kind in "iub":
             out[key] = value.astype(np.int64) if _optional(key) else value
             if not _optional(key):
-                raise CheckpointError(f"{source}: weight {key} has integer dtype {value.dtype}, expected float")
+                raise CheckpointError(f"{source}: weight {shown(key)} has integer dtype {value.dtype}, "
+                                      f"expected float")
             continue
         if value.dtype.kind != "f":
-            raise CheckpointError(f"{source}: weight {key} has non-numeric dtype {value.dtype}")
+            raise CheckpointError(f"{source}: weight {shown(key)} has non-numeric dtype {value.dtype}")
         if value.dtype != np.float32:
             widened.add(str(value.dtype))
             value = value.astype(np.float32)
         if not allow_nonfinite and not np.isfinite(value).all():
-            raise CheckpointError(f"{source}: weight {key} contains NaN or Inf "
+            raise CheckpointError(f"{source}: weight {shown(key)} contains NaN or Inf "
                                   f"(pass --allow-nonfinite to convert it anyway)")
         out[key] = value
     if widened:

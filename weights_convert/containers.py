@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError
+from .escaping import shown
 
 # tried in this order, as the official evaluation scripts do; EMA weights only when asked for
 WRAPPER_KEYS = ("model", "state_dict", "module")
@@ -36,7 +37,7 @@ def unwrap(obj: Any, path: str, ema: bool = False) -> tuple[dict[str, np.ndarray
             raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
         keys = [k for k in WRAPPER_KEYS + EMA_KEYS if isinstance(obj.get(k), dict) and obj[k]]
         if not keys:
-            found = ", ".join(map(str, list(obj)[:6]))
+            found = ", ".join(shown(k) for k in list(obj)[:6])
             raise CheckpointError(f"{path}: no state dict found (top-level entries: {found})")
         entries.append(f"'{keys[0]}'")
         obj = obj[keys[0]]

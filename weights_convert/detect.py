@@ -8,6 +8,7 @@ import numpy as np
 from model_specs import FAMILIES, VARIANTS
 
 from .errors import CheckpointError
+from .escaping import shown
 
 State = dict[str, np.ndarray]
 
@@ -37,7 +38,8 @@ def detect(state: State, source: str) -> tuple[str, dict[str, Any]]:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise CheckpointError(f"{source}: unknown architecture (keys such as {', '.join(list(state)[:3])}); "
+        keys = ", ".join(shown(k) for k in list(state)[:3])
+        raise CheckpointError(f"{source}: unknown architecture (keys such as {keys}); "
                               f"candidates: {', '.join(VARIANTS)}; pass --model NAME")
     raise CheckpointError(f"{source}: ambiguous architecture, candidates: {', '.join(n for n, _ in found)}; "
                           f"pass --model NAME")
