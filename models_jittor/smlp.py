@@ -17,7 +17,7 @@ from jittor import init, nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
-from .layers import DropPath, LayerNorm, Mlp, gelu_layer
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
 
 
@@ -25,8 +25,8 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-class ChannelsLastBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d on channels-last (B, H, W, C) input, taken as (B*H*W, C) rows: Jittor's BatchNorm normalises
+class ChannelsLastBatchNorm(BatchNorm2d):
+    """BatchNorm2d on channels-last (B, H, W, C) input, taken as (B*H*W, C) rows: the BatchNorm normalises
     those per column, whereas moving the channels to axis 1 would cost a transpose copy."""
 
     def execute(self, x: jt.Var) -> jt.Var:
