@@ -5,8 +5,10 @@ Jittor's own optimizers differ from ``torch.optim`` in ways that change the traj
   too; PyTorch's first buffer is the gradient itself.
 - ``step()`` leaves the gradients alone (Jittor's zeroes them): they accumulate over ``backward`` calls until
   ``zero_grad()``, as in PyTorch.
-- A parameter without a gradient (stop-grad, or not reached by any loss since ``zero_grad()``) is skipped
-  entirely: Jittor decays it and moves it with its momentum.
+- A stop-grad parameter has no gradient (``grad()`` is None) and is skipped, like one with requires_grad=False.
+  Jittor's ``jt.grad`` gives a parameter the loss does not reach a zero gradient, indistinguishable from a real
+  zero, so such a parameter is decayed where PyTorch (whose ``.grad`` stays None) skips it: freeze it with
+  ``stop_grad()`` to match.
 - AdamW counts steps per parameter (Jittor counts ``backward`` calls, which breaks its bias correction under
   gradient accumulation).
 
@@ -18,16 +20,9 @@ Usage, the PyTorch loop with ``opt.backward(loss)`` for ``loss.backward()``::
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Iterable
 
 from jittor_support.runtime import jt
-
-
-def _reached(grad: jt.Var) -> bool:
-    """Whether ``jt.grad`` found a path from the loss: for a parameter it does not reach, it returns a
-    zero constant (an op without inputs) instead of None."""
-    return re.search(r":i0:", grad.debug_msg()) is None
 
 
 class Optimizer:
@@ -51,21 +46,20 @@ class Optimizer:
         """Add d(loss)/d(parameter) to each parameter's gradient (PyTorch's ``loss.backward()``)."""
         params = [p for p in self._params() if not p.is_stop_grad()]
         for p, g in zip(params, jt.grad(loss, params, retain_graph)):
-            if _reached(g):
-                g = g.stop_grad()
-                self._grads[id(p)] = self._grads[id(p)] + g if id(p) in self._grads else g
+            g = g.stop_grad()
+            self._grads[id(p)] = self._grads[id(p)] + g if id(p) in self._grads else g
 
     def grad(self, param: jt.Var) -> jt.Var | None:
         """The parameter's accumulated gradient (PyTorch's ``param.grad``), None if it has none."""
         return self._grads.get(id(param))
 
     def step(self) -> None:
-        with jt.no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    g = self._grads.get(id(p))
-                    if g is not None and not p.is_stop_grad():
-                        self._update(p, g, self.state.setdefault(id(p), {}), group)
+        # not under jt.no_grad: a parameter updated there would come out stop-grad
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = self._grads.get(id(p))
+                if g is not None and not p.is_stop_grad():
+                    self._update(p, g, self.state.setdefault(id(p), {}), group)
         # run the updates now: their graphs would otherwise grow until the next fetch
         jt.sync([p for p in self._params() if id(p) in self._grads]
                 + [v for state in self.state.values() for v in state.values() if isinstance(v, jt.Var)])
