@@ -30,6 +30,7 @@ def _slow_if_large(name: str) -> pytest.param:
 @pytest.mark.parametrize("name", [_slow_if_large(n) for n in models_pytorch.list_models()])
 def test_training_step_matches(name: str, device: str):
     check = train_check(name, random_state(name), batch=2, device=device)
+    print(check.summary())  # the measured figures, in the log
     assert not check.notes, check.notes
     assert check.logits_diff <= REL_TOL * check.max_abs_logit, check.summary()
     assert abs(check.loss_torch - check.loss_jittor) <= REL_TOL * abs(check.loss_torch), check.summary()
