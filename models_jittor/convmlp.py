@@ -18,6 +18,7 @@ from .registry import register_model
 
 
 def conv_bn_relu(in_dim: int, out_dim: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    # our BatchNorm2d, not Jittor's: Jittor's trains with inaccurate statistics and a biased running variance
     return [nn.Conv2d(in_dim, out_dim, kernel, stride=stride, padding=kernel // 2, bias=False),
             BatchNorm2d(out_dim), nn.ReLU()]
 

@@ -27,7 +27,8 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
 
 class ChannelsLastBatchNorm(BatchNorm2d):
     """BatchNorm2d on channels-last (B, H, W, C) input, taken as (B*H*W, C) rows: the BatchNorm normalises
-    those per column, whereas moving the channels to axis 1 would cost a transpose copy."""
+    those per column, whereas moving the channels to axis 1 would cost a transpose copy. Our BatchNorm2d, not
+    Jittor's, which trains with inaccurate statistics and a biased running variance."""
 
     def execute(self, x: jt.Var) -> jt.Var:
         return super().execute(x.reshape(-1, x.shape[-1])).reshape(x.shape)
