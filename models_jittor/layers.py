@@ -1,4 +1,4 @@
-"""Layers shared by the Jittor models: stochastic depth, the GELU choice, LayerNorm, the MLP."""
+"""Layers shared by the Jittor models: stochastic depth, the GELU choice, LayerNorm, BatchNorm2d, the MLP."""
 from __future__ import annotations
 
 import math
@@ -64,6 +64,67 @@ class LayerNorm(nn.Module):
         centred = shifted - shifted.mean(-1, keepdims=True)
         var = (centred * centred).mean(-1, keepdims=True)
         return centred / jt.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def _sum64(x: jt.Var, dims: list[int]) -> jt.Var:
+    """Sum in float64: Jittor adds float32 one after another, which loses digits over a batch's many rows."""
+    return x.float64().sum(dims)
+
+
+class _BatchNormTrain(jt.Function):
+    """Normalisation by the batch's statistics with PyTorch's backward formula: mean and variance in two
+    passes and every sum over the batch (forward and backward) in float64."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var) -> jt.Var:
+        self.dims, self.n = [0] + list(range(2, x.ndim)), x.numel() // x.shape[1]
+        self.mean = (_sum64(x, self.dims) / self.n).float32()
+        self.centred = x - self.mean.broadcast(x, self.dims)
+        self.var = _sum64(self.centred * self.centred, self.dims) / self.n  # biased, float64
+        self.invstd = (1.0 / jt.sqrt(self.var + self.eps)).float32()
+        self.weight = weight
+        return self.centred * (self.invstd * weight).broadcast(x, self.dims) + bias.broadcast(x, self.dims)
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        sum_g, sum_gc = _sum64(g, self.dims), _sum64(g * self.centred, self.dims)
+        invstd64 = self.invstd.float64()
+        mean_g = (sum_g / self.n).float32().broadcast(g, self.dims)
+        slope = (sum_gc / self.n * invstd64 * invstd64).float32().broadcast(g, self.dims)
+        grad_x = (self.invstd * self.weight).broadcast(g, self.dims) * (g - mean_g - self.centred * slope)
+        return grad_x, (sum_gc * invstd64).float32(), sum_g.float32()
+
+
+class BatchNorm2d(nn.Module):
+    """BatchNorm over axis 1 with PyTorch's semantics (same state keys as Jittor's, no ``num_batches_tracked``):
+    Jittor's computes the batch variance as E[x^2] - E[x]^2 with float32 sums, which is 10-60x less accurate,
+    and updates ``running_var`` with the biased variance; here the running variance is unbiased, as in PyTorch.
+    ``momentum=None`` averages all batches seen (counted by this object, not saved)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = jt.ones(num_features)
+        self.bias = jt.zeros(num_features)
+        self.running_mean = jt.zeros(num_features).stop_grad()
+        self.running_var = jt.ones(num_features).stop_grad()
+        self._batches = 0
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        dims = [0] + list(range(2, x.ndim))
+        if not self.is_training():
+            scale = self.weight / jt.sqrt(self.running_var + self.eps)
+            return x * scale.broadcast(x, dims) + (self.bias - self.running_mean * scale).broadcast(x, dims)
+        norm = _BatchNormTrain(self.eps)
+        out = norm(x, self.weight, self.bias)
+        self._batches += 1
+        m = 1.0 / self._batches if self.momentum is None else self.momentum
+        unbiased = (norm.var * (norm.n / max(norm.n - 1, 1))).float32()
+        self.running_mean.update((1 - m) * self.running_mean + m * norm.mean.stop_grad())
+        self.running_var.update((1 - m) * self.running_var + m * unbiased.stop_grad())
+        return out
 
 
 class DropPath(nn.Module):

@@ -17,7 +17,7 @@ from jittor import init, nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
-from .layers import DropPath, LayerNorm, Mlp, gelu_layer
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
 
 
@@ -25,9 +25,10 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-class ChannelsLastBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d on channels-last (B, H, W, C) input, taken as (B*H*W, C) rows: Jittor's BatchNorm normalises
-    those per column, whereas moving the channels to axis 1 would cost a transpose copy."""
+class ChannelsLastBatchNorm(BatchNorm2d):
+    """BatchNorm2d on channels-last (B, H, W, C) input, taken as (B*H*W, C) rows: the BatchNorm normalises
+    those per column, whereas moving the channels to axis 1 would cost a transpose copy. Our BatchNorm2d, not
+    Jittor's, which trains with inaccurate statistics and a biased running variance."""
 
     def execute(self, x: jt.Var) -> jt.Var:
         return super().execute(x.reshape(-1, x.shape[-1])).reshape(x.shape)

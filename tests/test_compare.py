@@ -62,3 +62,17 @@ def test_tiny_run_writes_consistent_records(tmp_path, capsys):
     table = capsys.readouterr().out
     assert f"| {name} | torch | {variant(name).params / 1e6:.3f} |" in table
     assert f"| {name} | jittor |" in table
+
+
+def test_train_bench_runs_a_step_in_both_frameworks(tmp_path, capsys):
+    name = min(WITH_OFFICIAL_MACS, key=lambda n: variant(n).macs)
+    path = tmp_path / "train.json"
+    assert compare.main(["--models", name, "--batch", "2", "--runs", "1", "--warmup", "0", "--bench", "train",
+                         "--json", str(path)]) == 0
+    records = json.loads(path.read_text())
+    assert [(r["framework"], r["bench"]) for r in records] == [("torch", "train"), ("jittor", "train")]
+    for r in records:
+        assert r["gflops"] == pytest.approx(6 * r["macs"] * 2e3 / r["latency_ms"])
+        assert r["max_abs_logit"] > 1  # the first step's cross-entropy over 1000 classes
+        assert r["max_abs_diff"] <= REL_TOL * r["max_abs_logit"]
+    assert "train step (ms, batch 2)" in capsys.readouterr().out

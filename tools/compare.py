@@ -2,7 +2,8 @@
 """Compare the zoo's variants across PyTorch and Jittor: size, work, speed and agreement.
 
   python tools/compare.py [--models NAME ...] [--frameworks torch jittor] [--device cpu|cuda] [--batch N]
-                          [--img-size S] [--runs N] [--warmup N] [--json PATH] [--csv PATH] [--plot PATH]
+                          [--img-size S] [--runs N] [--warmup N] [--bench latency|train]
+                          [--json PATH] [--csv PATH] [--plot PATH]
 
 For each variant: parameters and MACs per image, both counted from the model in each framework (convolutions
 and matrix products only, as the published figures count them); latency per batch as the median over
@@ -11,6 +12,12 @@ goes first) so that machine noise hits both alike; images/s; achieved GFLOP/s (2
 against an fp32 matmul (sgemm, 2048^3 in PyTorch) timed in turn with the models; the first call's time (for
 Jittor it includes JIT-compiling op shapes not in its cache yet); the max abs difference between the two
 frameworks' logits for the same weights and input; the published top-1.
+
+``--bench train`` times a training step instead of inference: forward in train mode (drop path 0, so that the
+frameworks compute the same), cross-entropy on fixed labels, backward and an SGD step (momentum 0.9, weight decay
+1e-4; ``torch.optim.SGD`` and ``models_jittor.optim.SGD``, which has PyTorch's semantics); the latency is the step's,
+GFLOP/s count 3 x MACs (forward and the two backward products), and the difference is between the first step's
+losses.
 
 Without --models: the smallest variant (fewest parameters) of every family, batch 8, on the CPU.
 Prints a Markdown table on stdout and progress on stderr.
@@ -37,7 +44,9 @@ from tools.crosscheck import build_jittor, build_torch, jittor_device, random_in
 from tools.macs import jittor_macs, torch_macs  # noqa: E402
 
 FRAMEWORKS = ("torch", "jittor")
+BENCHES = ("latency", "train")
 SGEMM_N = 2048
+TRAIN_SGD = dict(lr=1e-3, momentum=0.9, weight_decay=1e-4)
 
 
 @dataclass
@@ -45,6 +54,7 @@ class Record:
     model: str
     family: str
     framework: str
+    bench: str  # 'latency' (inference) or 'train' (forward, backward and SGD step)
     device: str
     params: int  # counted from the model
     macs: float  # G per image, counted from the model
@@ -52,16 +62,16 @@ class Record:
     top1: float | None
     batch: int
     img_size: int
-    latency_ms: float  # median per batch
+    latency_ms: float  # median per batch (per training step with --bench train)
     latency_min_ms: float
     images_per_s: float
-    gflops: float  # achieved: 2 x MACs x batch / latency
+    gflops: float  # achieved: 2 x MACs x batch / latency (x 3 for a training step)
     sgemm_gflops: float
     pct_sgemm: float
     first_call_s: float
     vs_torch: float | None  # latency / PyTorch's latency
-    max_abs_diff: float | None  # between the frameworks' logits
-    max_abs_logit: float
+    max_abs_diff: float | None  # between the frameworks' logits (the first step's losses with --bench train)
+    max_abs_logit: float  # (the loss with --bench train)
     load_avg: float  # 1-minute load average when the model's timing ended (this process included)
     others_cores: float | None  # cores busy with other processes during the model's timing, on average
 
@@ -129,15 +139,57 @@ def jittor_caller(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
     return call
 
 
+def train_labels(batch: int) -> np.ndarray:
+    return np.arange(batch, dtype=np.int32) % 1000
+
+
+def torch_train_caller(model: Any, x: np.ndarray, device: str) -> Callable[[], np.ndarray]:
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    xt, labels = torch.from_numpy(x).to(device), torch.from_numpy(train_labels(len(x))).long().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), **TRAIN_SGD)
+
+    def call() -> np.ndarray:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(xt), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.detach().cpu().numpy()  # waits for the device
+
+    return call
+
+
+def jittor_train_caller(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
+    from jittor_support.runtime import jt
+    from models_jittor.optim import SGD
+
+    model.train()
+    xj, labels = jt.array(x), jt.array(train_labels(len(x)))
+    optimizer = SGD([p for p in model.parameters() if not p.is_stop_grad()], **TRAIN_SGD)
+
+    def call() -> np.ndarray:
+        optimizer.zero_grad()
+        loss = jt.nn.cross_entropy_loss(model(xj), labels)
+        optimizer.backward(loss)
+        optimizer.step()  # runs the step's graph
+        return loss.numpy()
+
+    return call
+
+
 def prepare(framework: str, name: str, state: dict[str, np.ndarray], x: np.ndarray, device: str,
-            kwargs: dict[str, Any]) -> tuple[Callable[[], np.ndarray], int]:
-    """(a call running the model on ``x`` and returning the logits, the model's parameter count)."""
+            kwargs: dict[str, Any], bench: str = "latency") -> tuple[Callable[[], np.ndarray], int]:
+    """(a call running the model on ``x`` — inference returning the logits, or a training step returning the
+    loss — and the model's parameter count)."""
     if framework == "torch":
         model = build_torch(name, state, device, **kwargs)
-        return torch_caller(model, x, device), sum(p.numel() for p in model.parameters())
+        call = torch_caller(model, x, device) if bench == "latency" else torch_train_caller(model, x, device)
+        return call, sum(p.numel() for p in model.parameters())
     model = build_jittor(name, state, **kwargs)
     params = sum(int(np.prod(v.shape)) for k, v in model.state_dict().items() if "running_" not in k)
-    return jittor_caller(model, x), params
+    return (jittor_caller(model, x) if bench == "latency" else jittor_train_caller(model, x)), params
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:
@@ -166,19 +218,21 @@ def time_interleaved(calls: dict[str, Callable[[], Any]], runs: int, warmup: int
 
 
 def compare_model(name: str, frameworks: list[str], device: str, batch: int, img_size: int, runs: int,
-                  warmup: int, seed: int = 0) -> list[Record]:
+                  warmup: int, seed: int = 0, bench: str = "latency") -> list[Record]:
     """Count, time (interleaved) and cross-check ``name``; one record per framework."""
     info = variant(name)
     kwargs: dict[str, Any] = {} if img_size == 224 else {"img_size": img_size}
+    state = random_weights(name, seed, **kwargs)
+    if bench == "train":
+        kwargs["drop_path_rate"] = 0.0
     counters = {"torch": torch_macs, "jittor": jittor_macs}
     macs = {fw: counters[fw](name, (img_size, img_size), **kwargs) for fw in frameworks}
     log("  MACs per image: " + ", ".join(f"{fw} {m / 1e9:.3f}G" for fw, m in macs.items())
         + (f" (official {info.macs}G)" if info.macs else ""))
 
     x = random_input(batch, kwargs, seed)
-    state = random_weights(name, seed, **kwargs)
     with jittor_device(device):
-        prepared = {fw: prepare(fw, name, state, x, device, kwargs) for fw in frameworks}
+        prepared = {fw: prepare(fw, name, state, x, device, kwargs, bench) for fw in frameworks}
         params = {fw: p[1] for fw, p in prepared.items()}
         calls = {fw: p[0] for fw, p in prepared.items()}
         cpu_before, start = cpu_seconds(), time.perf_counter()
@@ -196,9 +250,9 @@ def compare_model(name: str, frameworks: list[str], device: str, batch: int, img
     records = []
     for fw in frameworks:
         latency = medians[fw]
-        gflops = 2 * macs[fw] * batch / latency / 1e9
+        gflops = 2 * (3 if bench == "train" else 1) * macs[fw] * batch / latency / 1e9
         records.append(Record(
-            model=name, family=info.family, framework=fw, device=device, params=params[fw],
+            model=name, family=info.family, framework=fw, bench=bench, device=device, params=params[fw],
             macs=macs[fw] / 1e9, official_macs=info.macs, top1=info.top1, batch=batch, img_size=img_size,
             latency_ms=latency * 1e3, latency_min_ms=min(times[fw]) * 1e3, images_per_s=batch / latency,
             gflops=gflops, sgemm_gflops=sgemm, pct_sgemm=100 * gflops / sgemm, first_call_s=first[fw],
@@ -213,9 +267,10 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def markdown_table(records: list[Record]) -> str:
     batch = records[0].batch if records else 0
+    train = bool(records) and records[0].bench == "train"
     head = ["model", "framework", "params (M)", "MACs (G)", "official MACs (G)", "top-1",
-            f"latency (ms, batch {batch})", "img/s", "GFLOP/s", "% sgemm", "first call (s)", "vs torch",
-            "max abs diff"]
+            f"{'train step' if train else 'latency'} (ms, batch {batch})", "img/s", "GFLOP/s", "% sgemm",
+            "first call (s)", "vs torch", "loss diff" if train else "max abs diff"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         rows.append("| " + " | ".join([
@@ -260,8 +315,9 @@ def write_plot(records: list[Record], path: Path) -> None:
         right.bar(xs, [latency[m, fw] for m in models], width, label=fw)
     right.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
     r0 = records[0]
-    right.set(ylabel=f"latency per batch of {r0.batch} (ms, log scale)", yscale="log",
-              title=f"Latency ({r0.device}, median)")
+    what = "training step" if r0.bench == "train" else "latency"
+    right.set(ylabel=f"{what} per batch of {r0.batch} (ms, log scale)", yscale="log",
+              title=f"{what.capitalize()} ({r0.device}, median)")
     right.legend()
     right.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -291,6 +347,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--runs", type=int, default=7, help="timed calls per framework (default 7)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls after the first (default 2)")
+    p.add_argument("--bench", choices=BENCHES, default="latency",
+                   help="latency: inference; train: forward, backward and SGD step (default latency)")
     p.add_argument("--json", type=Path, help="write the records as a JSON list")
     p.add_argument("--csv", type=Path, help="write the records as CSV")
     p.add_argument("--plot", type=Path, help="write a PNG: top-1 vs MACs, latency per framework")
@@ -328,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, name in enumerate(models, 1):
         log(f"[{i}/{len(models)}] {name}")
         records += compare_model(name, frameworks, args.device, args.batch, args.img_size, args.runs,
-                                 args.warmup)
+                                 args.warmup, bench=args.bench)
     sgemm = np.median([r.sgemm_gflops for r in records])
     others = [r.others_cores for r in records if r.others_cores is not None]
     busy = f"; other processes kept {max(others):.2f} cores busy at most (average per model)" if others else ""
