@@ -25,11 +25,18 @@ class ModelInfo:
 @dataclass(frozen=True)
 class Family:
     """How to recognise a family's native state dict: ``describe(state)`` returns (architecture config,
-    extra build arguments such as img_size) or None; ``arch_keys`` are the config entries naming a variant."""
+    extra build arguments such as img_size) or None; ``arch_keys`` are the config entries naming a variant;
+    ``classifier`` the keys of the classification head, its (num_classes, features) weight first."""
 
     name: str
     describe: Callable[[State], tuple[dict[str, Any], dict[str, Any]] | None]
     arch_keys: tuple[str, ...]
+    classifier: tuple[str, ...]
+
+    def num_classes(self, state: State) -> int:
+        """The class count of ``state``'s classifier; 0 for a state saved without one."""
+        weight = state.get(self.classifier[0])
+        return 0 if weight is None else int(weight.shape[0])
 
 
 VARIANTS: dict[str, ModelInfo] = {}

@@ -129,7 +129,6 @@ class SMLPNet(nn.Module):
         if height % reduction or width % reduction:
             raise ValueError(f"img_size {(height, width)} must be divisible by {reduction}")
         self.img_size = (height, width)
-        self.num_classes = num_classes
         dims = [embed_dim * 2 ** i for i in range(len(depths))]
         self.num_features = dims[-1]
         rates = linear_drop_path_rates(drop_path_rate, sum(depths))
@@ -142,6 +141,11 @@ class SMLPNet(nn.Module):
             start += depth
         self.stages = nn.Sequential(*stages)
         self.norm = ChannelsLastBatchNorm(self.num_features)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), with the default Linear init."""
+        self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: jt.Var) -> jt.Var:

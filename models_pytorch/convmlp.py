@@ -128,7 +128,6 @@ class ConvMLP(nn.Module):
         super().__init__()
         if not len(depths) == len(dims) == len(mlp_ratios):
             raise ValueError(f"depths, dims and mlp_ratios differ in length: {depths}, {dims}, {mlp_ratios}")
-        self.num_classes = num_classes
         self.num_features = dims[-1]
         self.tokenizer = ConvTokenizer(in_chans, tokenizer_dim)
         self.conv_stages = ConvStage(n_conv_blocks, tokenizer_dim, dims[0], dims[0])
@@ -138,8 +137,14 @@ class ConvMLP(nn.Module):
             MLPStage(dims[i], dims[i + 1] if i + 1 < len(dims) else None, depths[i], mlp_ratios[i],
                      linear_drop_path_rates(drop_path_rate, depths[i])) for i in range(len(depths))])
         self.norm = LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(init_weights)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), initialised as built."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.apply(init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised channels-last features (B, H / 32, W / 32, C)."""

@@ -105,7 +105,6 @@ class VisionPermutator(nn.Module):
         super().__init__()
         if not len(depths) == len(embed_dims) == len(segment_dims):
             raise ValueError("depths, embed_dims and segment_dims need one entry per stage")
-        self.num_classes = num_classes
         self.num_features = embed_dims[-1]
         rates = linear_drop_path_rates(drop_path_rate, sum(depths))
         self.stem = nn.Conv2d(in_chans, embed_dims[0], patch_size, stride=patch_size)
@@ -116,8 +115,14 @@ class VisionPermutator(nn.Module):
             start += depth
         self.stages = nn.Sequential(*stages)
         self.norm = LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), initialised as built."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.apply(_init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         # contiguous channels-last once, else the residual stream keeps the conv's NCHW memory order throughout
