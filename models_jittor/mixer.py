@@ -14,6 +14,7 @@ from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
 
@@ -107,6 +108,19 @@ class MlpMixer(nn.Module):
     def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
         x = x.mean(1)
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: jt.Var, indices: Indices = None) -> list[jt.Var]:
+        """The outputs of the blocks in ``indices`` (None: all; n: the last n) as NCHW token grids
+        (B, C, H / p, W / p), before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(len(self.blocks), indices)
+        x, out = self.stem(x), []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in take:
+                out.append(x.transpose(1, 2).reshape(x.shape[0], -1, *self.stem.grid))
+            if i == max(take):
+                break
+        return out
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.forward_head(self.forward_features(x))

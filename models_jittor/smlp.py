@@ -16,6 +16,7 @@ from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from model_specs.drop_path import linear_drop_path_rates
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
@@ -156,6 +157,20 @@ class SMLPNet(nn.Module):
     def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
         x = x.mean((2, 3))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: jt.Var, indices: Indices = None) -> list[jt.Var]:
+        """The outputs of the stages in ``indices`` (None: all; n: the last n), NCHW, strides 4 to 32,
+        before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(len(self.stages), indices)
+        x = self.stem(x).permute(0, 2, 3, 1)
+        out = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in take:
+                out.append(x.permute(0, 3, 1, 2))
+            if i == max(take):
+                break
+        return out
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.forward_head(self.forward_features(x))

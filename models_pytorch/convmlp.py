@@ -12,6 +12,7 @@ from einops.layers.torch import Rearrange
 from torch import nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from model_specs.drop_path import linear_drop_path_rates
 from .layers import DropPath, LayerNorm, Mlp
 from .registry import register_model
@@ -154,6 +155,25 @@ class ConvMLP(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((1, 2))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Indices = None) -> list[torch.Tensor]:
+        """NCHW features of the stages in ``indices`` (None: all; n: the last n): 0 is the convolutional stage
+        (stride 4, before its downsampling conv), 1.. the MLP stages' blocks (strides 8, 16, 32, before their
+        downsampling and the final norm); the forward stops after the last one asked for."""
+        take = take_indices(1 + len(self.stages), indices)
+        x = self.tokenizer(x)
+        for block in self.conv_stages.conv_blocks:
+            x = block(x)
+        out = [x] if 0 in take else []
+        x = self.to_channels_last(self.conv_stages.downsample(x))
+        for i, stage in enumerate(self.stages, 1):
+            if i > max(take):
+                break
+            x = stage.blocks(x)
+            if i in take:
+                out.append(x.permute(0, 3, 1, 2))
+            x = stage.downsample_mlp(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
 
@@ -121,6 +122,19 @@ class MlpMixer(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean(1)
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Indices = None) -> list[torch.Tensor]:
+        """The outputs of the blocks in ``indices`` (None: all; n: the last n) as NCHW token grids
+        (B, C, H / p, W / p), before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(len(self.blocks), indices)
+        x, out = self.stem(x), []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in take:
+                out.append(x.transpose(1, 2).reshape(x.shape[0], -1, *self.stem.grid))
+            if i == max(take):
+                break
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from model_specs.drop_path import linear_drop_path_rates
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
@@ -159,6 +160,20 @@ class SMLPNet(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((2, 3))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Indices = None) -> list[torch.Tensor]:
+        """The outputs of the stages in ``indices`` (None: all; n: the last n), NCHW (with channels-last strides), strides 4 to 32,
+        before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(len(self.stages), indices)
+        x = self.stem(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+        out = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in take:
+                out.append(x.permute(0, 3, 1, 2))
+            if i == max(take):
+                break
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from model_specs.drop_path import linear_drop_path_rates
 from .layers import DropPath, LayerNorm, Mlp
 from .registry import register_model
@@ -132,6 +133,23 @@ class VisionPermutator(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((1, 2))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Indices = None) -> list[torch.Tensor]:
+        """The outputs of the blocks in ``indices`` (None: all; n: the last n; numbered through all stages), NCHW,
+        before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(sum(len(stage.blocks) for stage in self.stages), indices)
+        x = self.stem(x).permute(0, 2, 3, 1).contiguous()
+        out, i = [], 0
+        for stage in self.stages:
+            x = stage.downsample(x)
+            for block in stage.blocks:
+                x = block(x)
+                if i in take:
+                    out.append(x.permute(0, 3, 1, 2))
+                if i == max(take):
+                    return out
+                i += 1
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
