@@ -11,7 +11,7 @@ import torch
 import models_jittor
 import models_pytorch
 from conftest import REL_TOL, random_state
-from helpers import save_torch
+from helpers import run_convert, save_torch
 from jittor_support.runtime import jt
 from model_specs import variant
 from tools.crosscheck import build_jittor, build_torch, random_input
@@ -127,3 +127,13 @@ def test_strictness_is_kept_when_fine_tuning(tmp_path: Path):
     path = save_torch(tmp_path / "cut.pth", {k: v for k, v in state.items() if k != "norm.bias"})
     with pytest.raises(CheckpointError, match="missing keys: norm.bias"), pytest.warns(UserWarning):
         models_pytorch.create_model("mixer_s32", pretrained=path, num_classes=10)
+
+
+def test_converter_keeps_the_class_count_of_a_named_model(tmp_path: Path):
+    state = random_state("mixer_s32")
+    state["head.weight"] = np.zeros((IN21K, state["head.weight"].shape[1]), np.float32)
+    state["head.bias"] = np.zeros(IN21K, np.float32)
+    src = save_torch(tmp_path / "in21k.pth", state)
+    for model in ([], ["--model", "mixer_s32"]):
+        r = run_convert("torch2jittor", src, tmp_path / f"out{len(model)}.pkl", *model)
+        assert r.returncode == 0 and f"num_classes={IN21K}" in r.stdout, r.stderr

@@ -20,15 +20,18 @@ M = TypeVar("M")
 State = dict[str, np.ndarray]
 
 
-def file_options(family: Family, state: State) -> dict[str, Any]:
-    """Build arguments the weights imply (``num_classes`` of their classifier, input size, input channels)."""
+def described_options(family: Family, state: State) -> dict[str, Any]:
+    """Build arguments other than the defaults that the weights imply (class count, input size, channels)."""
     try:
         described = family.describe(state)
     except (ValueError, KeyError, IndexError):  # e.g. a non-square Mixer grid: the caller must say img_size
         described = None
-    extra = dict(described[1]) if described else {}
-    extra["num_classes"] = family.num_classes(state)
-    return extra
+    return dict(described[1]) if described else {}
+
+
+def file_options(family: Family, state: State) -> dict[str, Any]:
+    """``described_options`` with the class count always set (0 for weights saved without a classifier)."""
+    return {**described_options(family, state), "num_classes": family.num_classes(state)}
 
 
 def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.PathLike | None,
