@@ -159,8 +159,8 @@ class SMLPNet(nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward_intermediates(self, x: jt.Var, indices: Indices = None) -> list[jt.Var]:
-        """The outputs of the stages in ``indices`` (None: all; n: the last n), NCHW, strides 4 to 32,
-        before the final norm; the forward stops after the last one asked for."""
+        """The outputs of the stages in ``indices`` (None: all; n: the last n), NCHW,
+        strides 4 to 32, before the final norm; the forward stops after the last one asked for."""
         take = take_indices(len(self.stages), indices)
         x = self.stem(x).permute(0, 2, 3, 1)
         out = []

@@ -49,23 +49,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=JITTOR_CONVENTIONS,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, choices=sorted(VARIANTS), metavar="NAME", help="variant to fine-tune")
-    p.add_argument("--framework", choices=("torch", "jittor", "both"), default="torch")
-    p.add_argument("--pretrained", help="checkpoint to start from, any supported format (default: random init); "
+    p.add_argument("--framework", choices=("torch", "jittor", "both"), default="torch",
+                   help="train in one framework, or in both side by side and compare (default %(default)s)")
+    p.add_argument("--pretrained", help="checkpoint to start from, any supported format (none: random init); "
                                         "its classifier is replaced when the class count differs")
     p.add_argument("--data", default="digits", help="'digits' (scikit-learn's, upscaled) or an image folder with "
                                                    "one folder per class (a fixed 80/20 train/test split)")
     p.add_argument("--img-size", type=int, default=224, help="input size (default 224, the models' own; ViP needs "
                                                              "224, Mixer a multiple of its patch, sMLPNet of 32)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32, help="the last partial training batch is dropped")
+    p.add_argument("--epochs", type=int, default=1, help="test accuracy is reported after each (default 1)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="default %(default)s; the last partial training batch is dropped")
     p.add_argument("--steps", type=int, help="stop after this many steps in all")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw", help="default %(default)s")
+    p.add_argument("--lr", type=float, default=1e-3, help="default %(default)g")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
     p.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
-    p.add_argument("--weight-decay", type=float, default=0.05, help="coupled for SGD, decoupled for AdamW")
+    p.add_argument("--weight-decay", type=float, default=0.05,
+                   help="coupled for SGD, decoupled for AdamW (default %(default)s)")
     p.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (must be 0 with both)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the init and the batch order")
+    p.add_argument("--seed", type=int, default=0, help="seeds the init and the batch order (default %(default)s)")
     p.add_argument("--compare-steps", type=int, default=10, help="report the loss difference over the first N steps")
     p.add_argument("--out", default="finetune_out", help="folder for checkpoints, finetune.json and the plot")
     p.add_argument("--plot", action="store_true", help="save the loss curves as OUT/loss_curves.png")
