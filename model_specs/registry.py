@@ -33,10 +33,12 @@ class Family:
     arch_keys: tuple[str, ...]
     classifier: tuple[str, ...]
 
-    def num_classes(self, state: State) -> int:
-        """The class count of ``state``'s classifier; 0 for a state saved without one."""
+    def num_classes(self, state: State) -> int | None:
+        """The class count of ``state``'s classifier: 0 for a state saved without one, None for a malformed one."""
         weight = state.get(self.classifier[0])
-        return 0 if weight is None else int(weight.shape[0])
+        if weight is None:
+            return 0
+        return int(weight.shape[0]) if weight.ndim == 2 else None
 
 
 VARIANTS: dict[str, ModelInfo] = {}

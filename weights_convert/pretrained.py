@@ -30,8 +30,12 @@ def described_options(family: Family, state: State) -> dict[str, Any]:
 
 
 def file_options(family: Family, state: State) -> dict[str, Any]:
-    """``described_options`` with the class count always set (0 for weights saved without a classifier)."""
-    return {**described_options(family, state), "num_classes": family.num_classes(state)}
+    """``described_options`` with the class count set (0 for weights saved without a classifier) unless the
+    classifier is malformed (the strict match then reports it)."""
+    options = described_options(family, state)
+    options.pop("num_classes", None)
+    classes = family.num_classes(state)
+    return options if classes is None else {**options, "num_classes": classes}
 
 
 def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.PathLike | None,
@@ -52,7 +56,7 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
     options = file_options(family, ckpt.state)
     model = build(**{**ckpt.model_kwargs, **options, **kwargs})
     state, expected, fresh = ckpt.state, shapes_of(model), ()
-    if kwargs.get("num_classes", options["num_classes"]) != options["num_classes"]:
+    if kwargs.get("num_classes", options.get("num_classes")) != options.get("num_classes"):
         head = set(family.classifier)
         fresh = tuple(k for k in family.classifier if k in expected)
         dropped = [k for k in family.classifier if k in state]
@@ -60,6 +64,6 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
         expected = {k: s for k, s in expected.items() if k not in head}
         kept = f"{', '.join(fresh)} keep their fresh init" if fresh else "the model has no classifier"
         warnings.warn(f"{ckpt.path}: {name} with num_classes={kwargs['num_classes']}, the file has "
-                      f"{options['num_classes']}: dropped {', '.join(dropped) or 'nothing'}; {kept}", stacklevel=3)
+                      f"{options.get('num_classes', 'a malformed classifier')}: dropped {', '.join(dropped) or 'nothing'}; {kept}", stacklevel=3)
     load(model, match_state(state, expected, ckpt.path, name), fresh)
     return model
