@@ -26,6 +26,23 @@ def test_digits_are_a_fixed_split():
     assert x.shape == (4, 3, 16, 16) and x.dtype == np.float32 and y.dtype == np.int64
 
 
+def test_image_folder_reads_one_folder_per_class(tmp_path: Path):
+    from PIL import Image
+
+    from tools.datasets import image_folder
+
+    for label, name in enumerate(("cat", "dog")):
+        (tmp_path / name).mkdir()
+        for i in range(5):
+            grey = Image.new("L", (20 + i, 10), color=80 * label)
+            (grey.convert("RGB") if i % 2 else grey).save(tmp_path / name / f"{i}.png")
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    data = image_folder(tmp_path, (8, 12))
+    assert data.classes == ["cat", "dog"] and data.images.shape == (10, 8, 12, 3)
+    assert list(data.labels) == [0] * 5 + [1] * 5 and len(data.test) == 2
+    assert (data.images[data.labels == 1] == 80).all()
+
+
 def test_batch_plan_is_seeded_and_drops_the_last_partial_batch():
     plan = finetune.batch_plan(100, 32, epochs=2, steps=None, seed=3)
     assert [len(epoch) for epoch in plan] == [3, 3] and all(len(b) == 32 for epoch in plan for b in epoch)
