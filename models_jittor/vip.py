@@ -10,8 +10,8 @@ from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
-from model_specs.features import Indices, take_indices
 from model_specs.drop_path import linear_drop_path_rates
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp
 from .registry import register_model
 
