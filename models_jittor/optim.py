@@ -1,98 +1,110 @@
-"""SGD and AdamW for Jittor with the semantics of ``torch.optim``, so that a training run matches PyTorch's step
-for step. Use them as in PyTorch, with Jittor's backward: ``opt.zero_grad(); opt.backward(loss); opt.step()``.
+"""SGD and AdamW for Jittor with PyTorch's semantics, so that a run trains alike in both frameworks.
 
-Jittor conventions overridden here (measured against jittor.optim 1.3.11):
-- SGD momentum: Jittor's buffer starts at zero and takes ``(1 - dampening) * g`` on the first step too; here, as in
-  PyTorch, the buffer starts as the first gradient, undamped.
-- ``step()`` zeroes the gradients in Jittor; here they accumulate over ``backward`` calls until ``zero_grad()``.
-- AdamW's bias correction counts ``backward`` calls in Jittor; here it counts ``step`` calls, and the moments update
-  as PyTorch's ``lerp``/``addcmul`` do.
-Weight decay is coupled (added to the gradient) for SGD and decoupled for AdamW, as in PyTorch. Jittor gives a
-parameter the loss does not reach a zero gradient (PyTorch: none, and the step skips it); every parameter of the
-zoo's models is reached, so fine-tuning is unaffected.
+Jittor's own optimizers differ from ``torch.optim`` in ways that change the trajectory; these classes override:
+- SGD ``dampening``: Jittor's momentum buffer starts at zero and is scaled by ``1 - dampening`` on the first step
+  too; PyTorch's first buffer is the gradient itself.
+- ``step()`` leaves the gradients alone (Jittor's zeroes them): they accumulate over ``backward`` calls until
+  ``zero_grad()``, as in PyTorch.
+- A stop-grad parameter has no gradient (``grad()`` is None) and is skipped, like one with requires_grad=False.
+  Jittor's ``jt.grad`` gives a parameter the loss does not reach a zero gradient, indistinguishable from a real
+  zero, so such a parameter is decayed where PyTorch (whose ``.grad`` stays None) skips it: freeze it with
+  ``stop_grad()`` to match.
+- AdamW counts steps per parameter (Jittor counts ``backward`` calls, which breaks its bias correction under
+  gradient accumulation).
+
+Usage, the PyTorch loop with ``opt.backward(loss)`` for ``loss.backward()``::
+
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opt.zero_grad(); opt.backward(loss); opt.step()
 """
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Any, Iterable
 
 from jittor_support.runtime import jt
-from jittor.optim import Optimizer
 
 
-class _TorchStep(Optimizer):
-    """The update loop: ``_update(group, i, param, grad)`` per trainable parameter, gradients kept afterwards."""
+class Optimizer:
+    """Parameter groups, gradients accumulated by ``backward`` and per-parameter state, as in torch.optim."""
 
-    def __init__(self, params: Iterable[jt.Var], lr: float) -> None:
-        super().__init__(list(params), lr)
-        self.steps = 0
+    def __init__(self, params: Iterable[jt.Var] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
+        params = list(params)
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.state: dict[int, dict[str, Any]] = {}
+        self._grads: dict[int, jt.Var] = {}
 
-    def step(self, loss: jt.Var | None = None, retain_graph: bool = False) -> None:
-        if loss is not None:
-            self.backward(loss, retain_graph)
-        self.steps += 1
-        updated = []
-        jt.flags.node_order = 1  # as Jittor's own step: updates run in the order they are written
+    def _params(self) -> list[jt.Var]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self) -> None:
+        self._grads = {}
+
+    def backward(self, loss: jt.Var, retain_graph: bool = False) -> None:
+        """Add d(loss)/d(parameter) to each parameter's gradient (PyTorch's ``loss.backward()``)."""
+        params = [p for p in self._params() if not p.is_stop_grad()]
+        for p, g in zip(params, jt.grad(loss, params, retain_graph)):
+            g = g.stop_grad()
+            self._grads[id(p)] = self._grads[id(p)] + g if id(p) in self._grads else g
+
+    def grad(self, param: jt.Var) -> jt.Var | None:
+        """The parameter's accumulated gradient (PyTorch's ``param.grad``), None if it has none."""
+        return self._grads.get(id(param))
+
+    def step(self) -> None:
+        # not under jt.no_grad: a parameter updated there would come out stop-grad
         for group in self.param_groups:
-            for i, (p, g) in enumerate(zip(group["params"], group.get("grads", ()))):
-                if not p.is_stop_grad():
-                    updated += self._update(group, i, p, g)
-        jt.sync(updated)  # evaluate now: the next backward overwrites the gradients these read
-        jt.flags.node_order = 0
+            for p in group["params"]:
+                g = self._grads.get(id(p))
+                if g is not None and not p.is_stop_grad():
+                    self._update(p, g, self.state.setdefault(id(p), {}), group)
+        # run the updates now: their graphs would otherwise grow until the next fetch
+        jt.sync([p for p in self._params() if id(p) in self._grads]
+                + [v for state in self.state.values() for v in state.values() if isinstance(v, jt.Var)])
 
-    def _update(self, group: dict, i: int, p: jt.Var, g: jt.Var) -> list[jt.Var]:
+    def _update(self, p: jt.Var, g: jt.Var, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
 
 
-class SGD(_TorchStep):
-    """``torch.optim.SGD``: ``g += wd * p``; ``buf = g`` on the first step, then ``buf = m * buf + (1 - d) * g``;
-    ``p -= lr * (g + m * buf if nesterov else buf)``."""
+class SGD(Optimizer):
+    """torch.optim.SGD: ``g += wd * p``; ``buf = g`` on the first step, then ``momentum * buf + (1 - dampening)
+    * g``; ``p -= lr * (g + momentum * buf if nesterov else buf)``."""
 
-    def __init__(self, params: Iterable[jt.Var], lr: float, momentum: float = 0.0, dampening: float = 0.0,
+    def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False) -> None:
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, lr)
-        self.momentum, self.dampening, self.weight_decay, self.nesterov = momentum, dampening, weight_decay, nesterov
-        for group in self.param_groups:
-            group["momentum_buffer"] = [None] * len(group["params"])
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov))
 
-    def _update(self, group: dict, i: int, p: jt.Var, g: jt.Var) -> list[jt.Var]:
-        momentum, dampening = group.get("momentum", self.momentum), group.get("dampening", self.dampening)
-        weight_decay = group.get("weight_decay", self.weight_decay)
-        if weight_decay:
-            g = g + weight_decay * p
-        out = [p]
-        if momentum:
-            buf = group["momentum_buffer"][i]
-            if buf is None:
-                buf = group["momentum_buffer"][i] = g.clone().stop_grad()
-            else:
-                buf.update(momentum * buf + (1 - dampening) * g)
-            g = g + momentum * buf if group.get("nesterov", self.nesterov) else buf
-            out.append(buf)
-        p.update(p - group.get("lr", self.lr) * g)
-        return out
+    def _update(self, p: jt.Var, g: jt.Var, state: dict[str, Any], group: dict[str, Any]) -> None:
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        if group["momentum"]:
+            buf = state.get("momentum_buffer")
+            buf = g.clone() if buf is None else group["momentum"] * buf + (1 - group["dampening"]) * g
+            state["momentum_buffer"] = buf.stop_grad()
+            g = g + group["momentum"] * buf if group["nesterov"] else buf
+        p.update(p - group["lr"] * g)
 
 
-class AdamW(_TorchStep):
-    """``torch.optim.AdamW``: ``p *= 1 - lr * wd``; ``m = lerp(m, g, 1 - b1)``; ``v = b2 * v + (1 - b2) * g * g``;
-    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` with t counting steps."""
+class AdamW(Optimizer):
+    """torch.optim.AdamW (without amsgrad): decoupled decay ``p *= 1 - lr * wd``, then Adam with bias
+    correction counted per parameter."""
 
-    def __init__(self, params: Iterable[jt.Var], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(params, lr)
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        for group in self.param_groups:
-            group["exp_avg"] = [jt.zeros(p.shape, p.dtype).stop_grad() for p in group["params"]]
-            group["exp_avg_sq"] = [jt.zeros(p.shape, p.dtype).stop_grad() for p in group["params"]]
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    def _update(self, group: dict, i: int, p: jt.Var, g: jt.Var) -> list[jt.Var]:
-        lr, eps = group.get("lr", self.lr), group.get("eps", self.eps)
-        (b1, b2), weight_decay = group.get("betas", self.betas), group.get("weight_decay", self.weight_decay)
-        m, v = group["exp_avg"][i], group["exp_avg_sq"][i]
-        p.update(p * (1 - lr * weight_decay))
-        m.update(m + (1 - b1) * (g - m))
-        v.update(v * b2 + g * g * (1 - b2))
-        denom = jt.sqrt(v) / (1 - b2 ** self.steps) ** 0.5 + eps
-        p.update(p - lr / (1 - b1 ** self.steps) * m / denom)
-        return [p, m, v]
+    def _update(self, p: jt.Var, g: jt.Var, state: dict[str, Any], group: dict[str, Any]) -> None:
+        (beta1, beta2), lr = group["betas"], group["lr"]
+        if not state:
+            state.update(step=0, exp_avg=jt.zeros_like(p).stop_grad(), exp_avg_sq=jt.zeros_like(p).stop_grad())
+        state["step"] += 1
+        state["exp_avg"] = (beta1 * state["exp_avg"] + (1 - beta1) * g).stop_grad()
+        state["exp_avg_sq"] = (beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g).stop_grad()
+        correction1, correction2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
+        denom = jt.sqrt(state["exp_avg_sq"]) / math.sqrt(correction2) + group["eps"]
+        p.update(p * (1 - lr * group["weight_decay"]) - (lr / correction1) * state["exp_avg"] / denom)

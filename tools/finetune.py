@@ -25,7 +25,9 @@ from tools.datasets import Dataset, load  # noqa: E402
 JITTOR_CONVENTIONS = """\
 Jittor conventions overridden (models_jittor/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
 starts as the first gradient, undamped (Jittor: zero, damped from the first step); step() keeps the gradients
-until zero_grad() (Jittor: step() zeroes them); AdamW's bias correction counts steps (Jittor: backward calls).
+until zero_grad() (Jittor: step() zeroes them); AdamW's bias correction counts steps (Jittor: backward calls);
+stop-grad parameters are skipped. Not overridable: Jittor gives a parameter the loss does not reach a zero
+gradient, so weight decay still moves it (every parameter of these models is reached).
 Side by side, both frameworks start from the same weights (built in PyTorch, copied to Jittor) and see the same
 batches in the same order; stochastic depth must stay off (--drop-path 0), as its masks are random per framework.
 """
