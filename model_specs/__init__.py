@@ -6,7 +6,7 @@ import pkgutil
 
 from .registry import FAMILIES, VARIANTS, Family, ModelInfo, variant
 
-_HELPERS = {"registry", "drop_path"}
+_HELPERS = {"registry", "drop_path", "features"}
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name not in _HELPERS:
         importlib.import_module(f"{__name__}.{_mod.name}")

@@ -44,4 +44,5 @@ def describe(state: State) -> tuple[dict[str, Any], dict[str, Any]] | None:
 
 
 add_family(Family("convmlp", describe,
-                  arch_keys=("depths", "dims", "mlp_ratios", "tokenizer_dim", "n_conv_blocks")))
+                  arch_keys=("depths", "dims", "mlp_ratios", "tokenizer_dim", "n_conv_blocks"),
+                  classifier=("head.weight", "head.bias")))

@@ -53,4 +53,5 @@ def describe(state: State) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return arch, extra
 
 
-add_family(Family("mixer", describe, arch_keys=("patch_size", "depth", "embed_dim", "tokens_dim", "channels_dim")))
+add_family(Family("mixer", describe, arch_keys=("patch_size", "depth", "embed_dim", "tokens_dim", "channels_dim"),
+                  classifier=("head.weight", "head.bias")))

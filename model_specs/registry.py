@@ -25,11 +25,20 @@ class ModelInfo:
 @dataclass(frozen=True)
 class Family:
     """How to recognise a family's native state dict: ``describe(state)`` returns (architecture config,
-    extra build arguments such as img_size) or None; ``arch_keys`` are the config entries naming a variant."""
+    extra build arguments such as img_size) or None; ``arch_keys`` are the config entries naming a variant;
+    ``classifier`` the keys of the classification head, its (num_classes, features) weight first."""
 
     name: str
     describe: Callable[[State], tuple[dict[str, Any], dict[str, Any]] | None]
     arch_keys: tuple[str, ...]
+    classifier: tuple[str, ...]
+
+    def num_classes(self, state: State) -> int | None:
+        """The class count of ``state``'s classifier: 0 for a state saved without one, None for a malformed one."""
+        weight = state.get(self.classifier[0])
+        if weight is None:
+            return 0
+        return int(weight.shape[0]) if weight.ndim == 2 else None
 
 
 VARIANTS: dict[str, ModelInfo] = {}

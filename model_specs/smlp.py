@@ -29,4 +29,5 @@ def describe(state: State) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return {"embed_dim": state["stem.weight"].shape[0], "depths": depths}, extra
 
 
-add_family(Family("smlp", describe, arch_keys=("embed_dim", "depths")))
+add_family(Family("smlp", describe, arch_keys=("embed_dim", "depths"),
+                  classifier=("head.weight", "head.bias")))

@@ -45,4 +45,5 @@ def describe(state: State) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return {"patch_size": state["stem.weight"].shape[-1], "depths": depths, "embed_dims": dims}, extra
 
 
-add_family(Family("vip", describe, arch_keys=("patch_size", "depths", "embed_dims")))
+add_family(Family("vip", describe, arch_keys=("patch_size", "depths", "embed_dims"),
+                  classifier=("head.weight", "head.bias")))

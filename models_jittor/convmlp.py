@@ -13,6 +13,7 @@ from jittor_support.einops_jittor import Rearrange
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
+from model_specs.features import Indices, take_indices
 from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp
 from .registry import register_model
 
@@ -123,7 +124,6 @@ class ConvMLP(nn.Module):
                  tokenizer_dim: int = 64, n_conv_blocks: int = 2, drop_path_rate: float = 0.1) -> None:
         if not len(depths) == len(dims) == len(mlp_ratios):
             raise ValueError(f"depths, dims and mlp_ratios differ in length: {depths}, {dims}, {mlp_ratios}")
-        self.num_classes = num_classes
         self.num_features = dims[-1]
         self.tokenizer = ConvTokenizer(in_chans, tokenizer_dim)
         self.conv_stages = ConvStage(n_conv_blocks, tokenizer_dim, dims[0], dims[0])
@@ -133,8 +133,14 @@ class ConvMLP(nn.Module):
             MLPStage(dims[i], dims[i + 1] if i + 1 < len(dims) else None, depths[i], mlp_ratios[i],
                      linear_drop_path_rates(drop_path_rate, depths[i])) for i in range(len(depths))])
         self.norm = LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(init_weights)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), initialised as built."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.apply(init_weights)
 
     def forward_features(self, x: jt.Var) -> jt.Var:
         """Normalised channels-last features (B, H / 32, W / 32, C)."""
@@ -144,6 +150,25 @@ class ConvMLP(nn.Module):
     def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
         x = x.mean((1, 2))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: jt.Var, indices: Indices = None) -> list[jt.Var]:
+        """NCHW features of the stages in ``indices`` (None: all; n: the last n): 0 is the convolutional stage
+        (stride 4, before its downsampling conv), 1.. the MLP stages' blocks (strides 8, 16, 32, before their
+        downsampling and the final norm); the forward stops after the last one asked for."""
+        take = take_indices(1 + len(self.stages), indices)
+        x = self.tokenizer(x)
+        for block in self.conv_stages.conv_blocks:
+            x = block(x)
+        out = [x] if 0 in take else []
+        x = self.to_channels_last(self.conv_stages.downsample(x))
+        for i, stage in enumerate(self.stages, 1):
+            if i > max(take):
+                break
+            x = stage.blocks(x)
+            if i in take:
+                out.append(x.permute(0, 3, 1, 2))
+            x = stage.downsample_mlp(x)
+        return out
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.forward_head(self.forward_features(x))

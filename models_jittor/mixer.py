@@ -14,6 +14,7 @@ from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
 
@@ -71,7 +72,6 @@ class MlpMixer(nn.Module):
                  patch_size: int = 16, depth: int = 8, embed_dim: int = 512, tokens_dim: int = 256,
                  channels_dim: int = 2048, drop_path_rate: float = 0.0, gelu: str = "exact") -> None:
         self.img_size = _pair(img_size)
-        self.num_classes = num_classes
         self.num_features = embed_dim
         self.stem = PatchEmbed(self.img_size, patch_size, in_chans, embed_dim)
         # one drop-path rate for every block, as timm does (the JAX original has no stochastic depth)
@@ -79,12 +79,12 @@ class MlpMixer(nn.Module):
             MixerBlock(embed_dim, self.stem.num_tokens, tokens_dim, channels_dim, drop_path_rate, gelu)
             for _ in range(depth)])
         self.norm = LayerNorm(embed_dim, eps=LN_EPS)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
+        self.reset_classifier(num_classes)
 
     def _init_weights(self) -> None:
-        """timm's Mixer init: lecun-normal stem (Flax's default), xavier-uniform MLPs with near-zero biases,
-        and a zero head (as in both timm and JAX); LayerNorms start at ones and zeros."""
+        """timm's Mixer init: lecun-normal stem (Flax's default), xavier-uniform MLPs with near-zero biases;
+        LayerNorms start at ones and zeros (the head: ``reset_classifier``)."""
         stem = self.stem.proj.weight
         std = math.sqrt(1.0 / math.prod(stem.shape[1:])) / 0.87962566103423978  # std of N(0, 1) truncated to +-2
         init.trunc_normal_(stem, std=std, a=-2 * std, b=2 * std)
@@ -93,7 +93,12 @@ class MlpMixer(nn.Module):
             if isinstance(module, nn.Linear):
                 init.xavier_uniform_(module.weight)
                 init.gauss_(module.bias, std=1e-6)
-        if isinstance(self.head, nn.Linear):
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), zero as in both timm and JAX."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
             init.zero_(self.head.weight)
             init.zero_(self.head.bias)
 
@@ -103,6 +108,19 @@ class MlpMixer(nn.Module):
     def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
         x = x.mean(1)
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: jt.Var, indices: Indices = None) -> list[jt.Var]:
+        """The outputs of the blocks in ``indices`` (None: all; n: the last n) as NCHW token grids
+        (B, C, H / p, W / p), before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(len(self.blocks), indices)
+        x, out = self.stem(x), []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in take:
+                out.append(x.transpose(1, 2).reshape(x.shape[0], -1, *self.stem.grid))
+            if i == max(take):
+                break
+        return out
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.forward_head(self.forward_features(x))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -27,16 +27,20 @@ def state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def load_state(model: nn.Module, state: dict[str, np.ndarray]) -> None:
-    """Load an already strictly matched numpy state dict (Jittor's own loader checks nothing)."""
+def load_state(model: nn.Module, state: dict[str, np.ndarray], fresh: Collection[str] = ()) -> None:
+    """Load an already strictly matched numpy state dict; the keys in ``fresh`` (a new classifier) keep the
+    model's own values and must be the only ones ``state`` lacks (Jittor's own loader checks nothing)."""
     params = model.state_dict()
+    if set(params) - set(state) != set(fresh):
+        raise RuntimeError(f"state does not fit: missing {sorted(set(params) - set(state) - set(fresh))}")
     for key, value in state.items():
         if key in params:  # PyTorch-only entries (BatchNorm counters) have no Jittor twin
             params[key].assign(jt.array(np.asarray(value, order="C")))
 
 
 def create_model(name: str, pretrained: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
-    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format.
+    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format, built with the
+    file's class count unless ``num_classes`` is given: another count fine-tunes (a fresh classifier, a warning).
 
     ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust); ``ema=True`` takes
     the EMA weights of a training checkpoint; ``allow_nonfinite=True`` accepts NaN/Inf weights.

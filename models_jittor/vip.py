@@ -11,6 +11,7 @@ from jittor import init, nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp
 from .registry import register_model
 
@@ -95,7 +96,6 @@ class VisionPermutator(nn.Module):
                  drop_path_rate: float = 0.0) -> None:
         if not len(depths) == len(embed_dims) == len(segment_dims):
             raise ValueError("depths, embed_dims and segment_dims need one entry per stage")
-        self.num_classes = num_classes
         self.num_features = embed_dims[-1]
         rates = linear_drop_path_rates(drop_path_rate, sum(depths))
         self.stem = nn.Conv2d(in_chans, embed_dims[0], patch_size, stride=patch_size)
@@ -106,8 +106,14 @@ class VisionPermutator(nn.Module):
             start += depth
         self.stages = nn.Sequential(*stages)
         self.norm = LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), initialised as built."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.apply(_init_weights)
 
     def forward_features(self, x: jt.Var) -> jt.Var:
         x = self.stem(x).permute(0, 2, 3, 1)  # no .contiguous() as in PyTorch: Jittor Vars have no strides
@@ -116,6 +122,23 @@ class VisionPermutator(nn.Module):
     def forward_head(self, x: jt.Var, pre_logits: bool = False) -> jt.Var:
         x = x.mean((1, 2))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: jt.Var, indices: Indices = None) -> list[jt.Var]:
+        """The outputs of the blocks in ``indices`` (None: all; n: the last n; numbered through all stages), NCHW,
+        before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(sum(len(stage.blocks) for stage in self.stages), indices)
+        x = self.stem(x).permute(0, 2, 3, 1)
+        out, i = [], 0
+        for stage in self.stages:
+            x = stage.downsample(x)
+            for block in stage.blocks:
+                x = block(x)
+                if i in take:
+                    out.append(x.permute(0, 3, 1, 2))
+                if i == max(take):
+                    return out
+                i += 1
+        return out
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.forward_head(self.forward_features(x))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 import torch
@@ -26,13 +26,18 @@ def state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def load_state(model: nn.Module, state: dict[str, np.ndarray]) -> None:
-    """Load an already strictly matched numpy state dict."""
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v, order="C")) for k, v in state.items()}, strict=True)
+def load_state(model: nn.Module, state: dict[str, np.ndarray], fresh: Collection[str] = ()) -> None:
+    """Load an already strictly matched numpy state dict; the keys in ``fresh`` (a new classifier) keep the
+    model's own values and must be the only ones ``state`` lacks."""
+    tensors = {k: torch.from_numpy(np.asarray(v, order="C")) for k, v in state.items()}
+    result = model.load_state_dict(tensors, strict=not fresh)
+    if set(result.missing_keys) != set(fresh) or result.unexpected_keys:
+        raise RuntimeError(f"state does not fit: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
 
 
 def create_model(name: str, pretrained: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
-    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format.
+    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format, built with the
+    file's class count unless ``num_classes`` is given: another count fine-tunes (a fresh classifier, a warning).
 
     ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust); ``ema=True`` takes
     the EMA weights of a training checkpoint; ``allow_nonfinite=True`` accepts NaN/Inf weights.

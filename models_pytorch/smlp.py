@@ -18,6 +18,7 @@ from torch import nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer
 from .registry import register_model
 
@@ -131,7 +132,6 @@ class SMLPNet(nn.Module):
         if height % reduction or width % reduction:
             raise ValueError(f"img_size {(height, width)} must be divisible by {reduction}")
         self.img_size = (height, width)
-        self.num_classes = num_classes
         dims = [embed_dim * 2 ** i for i in range(len(depths))]
         self.num_features = dims[-1]
         rates = linear_drop_path_rates(drop_path_rate, sum(depths))
@@ -144,6 +144,11 @@ class SMLPNet(nn.Module):
             start += depth
         self.stages = nn.Sequential(*stages)
         self.norm = ChannelsLastBatchNorm(self.num_features)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), with the default Linear init."""
+        self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,6 +160,20 @@ class SMLPNet(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((2, 3))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Indices = None) -> list[torch.Tensor]:
+        """The outputs of the stages in ``indices`` (None: all; n: the last n), NCHW (with channels-last strides),
+        strides 4 to 32, before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(len(self.stages), indices)
+        x = self.stem(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+        out = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in take:
+                out.append(x.permute(0, 3, 1, 2))
+            if i == max(take):
+                break
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -11,6 +11,7 @@ from torch import nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
+from model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp
 from .registry import register_model
 
@@ -105,7 +106,6 @@ class VisionPermutator(nn.Module):
         super().__init__()
         if not len(depths) == len(embed_dims) == len(segment_dims):
             raise ValueError("depths, embed_dims and segment_dims need one entry per stage")
-        self.num_classes = num_classes
         self.num_features = embed_dims[-1]
         rates = linear_drop_path_rates(drop_path_rate, sum(depths))
         self.stem = nn.Conv2d(in_chans, embed_dims[0], patch_size, stride=patch_size)
@@ -116,8 +116,14 @@ class VisionPermutator(nn.Module):
             start += depth
         self.stages = nn.Sequential(*stages)
         self.norm = LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` (0: none, features only), initialised as built."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.apply(_init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         # contiguous channels-last once, else the residual stream keeps the conv's NCHW memory order throughout
@@ -127,6 +133,23 @@ class VisionPermutator(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean((1, 2))
         return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Indices = None) -> list[torch.Tensor]:
+        """The outputs of the blocks in ``indices`` (None: all; n: the last n; numbered through all stages), NCHW,
+        before the final norm; the forward stops after the last one asked for."""
+        take = take_indices(sum(len(stage.blocks) for stage in self.stages), indices)
+        x = self.stem(x).permute(0, 2, 3, 1).contiguous()
+        out, i = [], 0
+        for stage in self.stages:
+            x = stage.downsample(x)
+            for block in stage.blocks:
+                x = block(x)
+                if i in take:
+                    out.append(x.permute(0, 3, 1, 2))
+                if i == max(take):
+                    return out
+                i += 1
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

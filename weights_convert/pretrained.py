@@ -1,28 +1,69 @@
-"""``create_model(name, pretrained=PATH)`` for either framework: read, build as the file needs, load strictly."""
+"""``create_model(name, pretrained=PATH)`` for either framework: read, build as the file needs, load strictly.
+
+Fine-tuning works as in timm: a ``num_classes`` other than the file's drops the file's classifier, which keeps the
+model's fresh init (with a warning naming the dropped keys); every other key still loads strictly.
+"""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, TypeVar
+import warnings
+from typing import Any, Callable, Collection, TypeVar
 
 import numpy as np
 
+from model_specs import FAMILIES, Family, variant
+
 from .checkpoint import read_checkpoint
+from .checks import match_state
 
 M = TypeVar("M")
+State = dict[str, np.ndarray]
+
+
+def described_options(family: Family, state: State) -> dict[str, Any]:
+    """Build arguments other than the defaults that the weights imply (class count, input size, channels)."""
+    try:
+        described = family.describe(state)
+    except (ValueError, KeyError, IndexError):  # e.g. a non-square Mixer grid: the caller must say img_size
+        described = None
+    return dict(described[1]) if described else {}
+
+
+def file_options(family: Family, state: State) -> dict[str, Any]:
+    """``described_options`` with the class count set (0 for weights saved without a classifier) unless the
+    classifier is malformed (the strict match then reports it)."""
+    options = described_options(family, state)
+    options.pop("num_classes", None)
+    classes = family.num_classes(state)
+    return options if classes is None else {**options, "num_classes": classes}
 
 
 def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.PathLike | None,
                        shapes_of: Callable[[M], dict[str, tuple[int, ...]]],
-                       load: Callable[[M, dict[str, np.ndarray]], None],
+                       load: Callable[[M, State, Collection[str]], None],
                        trust_pickle: bool = False, allow_nonfinite: bool = False, ema: bool = False,
                        **kwargs: Any) -> M:
     """``build(**kwargs)``, with the weights of ``pretrained`` (any supported file) loaded strictly.
 
-    Arguments a checkpoint's layout needs (e.g. tanh GELU for JAX weights) apply unless given explicitly.
+    Arguments the file needs (its class count and input size; tanh GELU for JAX weights) apply unless given
+    explicitly. An explicit ``num_classes`` that differs from the file's (0: features only) loads everything but
+    the classifier, which keeps its fresh init: ``load(model, state, fresh)`` gets the keys to leave as built.
     """
     if pretrained is None:
         return build(**kwargs)
     ckpt = read_checkpoint(pretrained, trust_pickle=trust_pickle, allow_nonfinite=allow_nonfinite, ema=ema)
-    model = build(**{**ckpt.model_kwargs, **kwargs})
-    load(model, ckpt.fit(shapes_of(model), name))
+    family = FAMILIES[variant(name).family]
+    options = file_options(family, ckpt.state)
+    model = build(**{**ckpt.model_kwargs, **options, **kwargs})
+    state, expected, fresh = ckpt.state, shapes_of(model), ()
+    if kwargs.get("num_classes", options.get("num_classes")) != options.get("num_classes"):
+        head = set(family.classifier)
+        fresh = tuple(k for k in family.classifier if k in expected)
+        dropped = [k for k in family.classifier if k in state]
+        state = {k: v for k, v in state.items() if k not in head}
+        expected = {k: s for k, s in expected.items() if k not in head}
+        kept = f"{', '.join(fresh)} keep their fresh init" if fresh else "the model has no classifier"
+        warnings.warn(f"{ckpt.path}: {name} with num_classes={kwargs['num_classes']}, the file has "
+                      f"{options.get('num_classes', 'a malformed classifier')}: dropped {', '.join(dropped) or 'nothing'}; {kept}", stacklevel=3)
+    load(model, match_state(state, expected, ckpt.path, name), fresh)
     return model

@@ -1,0 +1,75 @@
+"""Small image-classification data for fine-tuning, prepared once in numpy and shared by both frameworks:
+scikit-learn's handwritten digits (ships with the package, so it works offline) or a folder of class folders."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SPLIT_SEED = 0  # the train/test split never changes with the training seed
+
+
+@dataclass
+class Dataset:
+    """RGB images as uint8 (N, H, W, 3) at the model's input size, integer labels, and the class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    train: np.ndarray  # indices of the training images
+    test: np.ndarray
+
+    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 NCHW images normalised with ImageNet's statistics (what pretrained weights expect), int64 labels."""
+        x = self.images[indices].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        return np.ascontiguousarray((x - IMAGENET_MEAN) / IMAGENET_STD), self.labels[indices].astype(np.int64)
+
+
+def _split(labels: np.ndarray, classes: list[str], images: np.ndarray, test_fraction: float) -> Dataset:
+    order = np.random.RandomState(SPLIT_SEED).permutation(len(labels))
+    n_test = int(round(len(labels) * test_fraction))
+    return Dataset(images, labels, classes, np.sort(order[n_test:]), np.sort(order[:n_test]))
+
+
+def _resize(image: "PIL.Image.Image", size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+
+
+def digits(size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
+    """The 1797 8x8 grey digits of scikit-learn (values 0-16), upscaled bilinearly to ``size`` as RGB."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    grey = np.round(data.images * (255.0 / 16.0)).astype(np.uint8)
+    images = np.stack([_resize(Image.fromarray(g), size) for g in grey])
+    return _split(data.target.astype(np.int64), [str(c) for c in data.target_names], images, test_fraction)
+
+
+def image_folder(root: str | Path, size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
+    """Every image under ``root/<class>/``, classes in sorted order, resized to ``size``."""
+    from PIL import Image
+
+    root = Path(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    files = [(f, label) for label, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
+             if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ValueError(f"{root}: no images in class folders (expected {root}/<class>/<image>)")
+    images = []
+    for f, _ in files:
+        with Image.open(f) as image:
+            images.append(_resize(image, size))
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    return _split(labels, classes, np.stack(images), test_fraction)
+
+
+def load(source: str, size: tuple[int, int]) -> Dataset:
+    """``digits`` or the path of an image folder."""
+    return digits(size) if source == "digits" else image_folder(source, size)
