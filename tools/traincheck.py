@@ -78,10 +78,11 @@ class TrainCheck:
 
     def summary(self) -> str:
         worst = self.worst_grad
+        exact = "" if worst.torch_err is None else (f" (from float64: torch {worst.torch_err / worst.scale:.1e}, "
+                                                    f"jittor {worst.jittor_err / worst.scale:.1e})")
         return (f"{self.model}: logits {self.logits_diff / self.max_abs_logit:.1e}, loss "
-                f"{abs(self.loss_torch - self.loss_jittor):.1e}, worst grad {worst.name} {worst.relative:.1e}"
-                f"{'' if worst.torch_err is None else f' (f64: torch {worst.torch_err / worst.scale:.1e}, jittor {worst.jittor_err / worst.scale:.1e})'}"
-                f", failing {len(self.failing_grads)}/{len(self.grads)}, BN stats {self.max_stats_diff:.1e}, "
+                f"{abs(self.loss_torch - self.loss_jittor):.1e}, worst grad {worst.name} {worst.relative:.1e}{exact}, "
+                f"failing {len(self.failing_grads)}/{len(self.grads)}, BN stats {self.max_stats_diff:.1e}, "
                 f"eval after step {self.eval_diff / self.eval_max_abs_logit:.1e}, ReLU flips {self.relu_flips}; "
                 f"torch {self.torch_s:.1f}s, jittor {self.jittor_s:.1f}s")
 
