@@ -10,11 +10,11 @@ import torch
 
 import models_jittor
 import models_pytorch
-from conftest import REL_TOL, random_state
+from conftest import DEVICES, REL_TOL, random_state
 from helpers import run_convert, save_torch
 from jittor_support.runtime import jt
 from model_specs import variant
-from tools.crosscheck import build_jittor, build_torch, random_input
+from tools.crosscheck import build_jittor, build_torch, jittor_device, random_input
 
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n.endswith(("_l7", "_l16", "_l32", "_l")) else n
          for n in models_pytorch.list_models()]
@@ -46,23 +46,26 @@ def logits_from_last(model: torch.nn.Module, family: str, last: torch.Tensor) ->
     return model.forward_head(model.norm(last.permute(0, 2, 3, 1)))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", NAMES)
-def test_forward_intermediates_match(name: str):
+def test_forward_intermediates_match(name: str, device: str):
     state = random_state(name)
     x = random_input(1, {})
-    tm, jm = build_torch(name, state), build_jittor(name, state)
-    with torch.no_grad():
-        ours = tm.forward_intermediates(torch.from_numpy(x))
-        logits = tm(torch.from_numpy(x))
-        from_last = logits_from_last(tm, variant(name).family, ours[-1])
-        last_two = tm.forward_intermediates(torch.from_numpy(x), indices=2)
-    with jt.no_grad():
-        theirs = [f.numpy() for f in jm.forward_intermediates(jt.array(x), indices=[0, -1])]
+    with jittor_device(device):
+        tm, jm = build_torch(name, state, device), build_jittor(name, state)
+        xt = torch.from_numpy(x).to(device)
+        with torch.no_grad():
+            ours = tm.forward_intermediates(xt)
+            logits = tm(xt)
+            from_last = logits_from_last(tm, variant(name).family, ours[-1])
+            last_two = tm.forward_intermediates(xt, indices=2)
+        with jt.no_grad():
+            theirs = [f.numpy() for f in jm.forward_intermediates(jt.array(x), indices=[0, -1])]
     assert [tuple(f.shape) for f in ours] == [(1, *s) for s in expected_shapes(name)]
     # the features are the network's own: its logits follow from the last one
     assert torch.allclose(from_last, logits, atol=1e-5 * float(logits.abs().max()))
     assert len(last_two) == 2 and all(torch.equal(a, b) for a, b in zip(last_two, ours[-2:]))
-    for a, b in zip((ours[0].numpy(), ours[-1].numpy()), theirs):
+    for a, b in zip((ours[0].cpu().numpy(), ours[-1].cpu().numpy()), theirs):
         assert a.shape == b.shape
         assert np.abs(a - b).max() <= REL_TOL * np.abs(a).max(), name
 
