@@ -7,7 +7,7 @@ from .registry import create_model, list_models, load_state, state_shapes
 
 # every module but these is a model family that registers its variants on import
 for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name not in ("registry", "layers", "optim"):
+    if _mod.name not in ("registry", "layers"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["create_model", "list_models", "load_state", "state_shapes"]

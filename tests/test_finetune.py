@@ -1,5 +1,5 @@
 """tools/finetune.py: both frameworks train the same way from the same checkpoint, and what they save loads back
-(models_jittor/optim.py itself is tested against torch.optim in test_training.py)."""
+(jittor_support/optim.py itself is tested against torch.optim in test_training.py)."""
 from __future__ import annotations
 
 from pathlib import Path

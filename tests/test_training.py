@@ -12,7 +12,7 @@ from conftest import DEVICES, REL_TOL, random_state
 from jittor_support.runtime import jt
 from model_specs import variant
 from models_jittor import layers as jl
-from models_jittor.optim import SGD, AdamW
+from jittor_support.optim import SGD, AdamW
 from models_pytorch import layers as tl
 from tools.crosscheck import jittor_device
 from tools.traincheck import train_check
@@ -113,7 +113,7 @@ def test_adamw_has_pytorch_semantics(kwargs: dict):
 
 
 def test_jittors_own_sgd_differs():
-    """The reason for models_jittor.optim: if this starts failing, Jittor adopted PyTorch's semantics."""
+    """The reason for jittor_support.optim: if this starts failing, Jittor adopted PyTorch's semantics."""
     w = jt.array(_problem()[0][0])
     jt.optim.SGD([w], lr=0.1, momentum=0.9, dampening=0.5).step((w * w).sum())
     torch_w = torch.nn.Parameter(torch.from_numpy(_problem()[0][0]))

@@ -15,7 +15,7 @@ frameworks' logits for the same weights and input; the published top-1.
 
 ``--bench train`` times a training step instead of inference: forward in train mode (drop path 0, so that the
 frameworks compute the same), cross-entropy on fixed labels, backward and an SGD step (momentum 0.9, weight decay
-1e-4; ``torch.optim.SGD`` and ``models_jittor.optim.SGD``, which has PyTorch's semantics); the latency is the step's,
+1e-4; ``torch.optim.SGD`` and ``jittor_support.optim.SGD``, which has PyTorch's semantics); the latency is the step's,
 GFLOP/s count 3 x MACs (forward and the two backward products), and the difference is between the first step's
 losses.
 
@@ -163,7 +163,7 @@ def torch_train_caller(model: Any, x: np.ndarray, device: str) -> Callable[[], n
 
 def jittor_train_caller(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
     from jittor_support.runtime import jt
-    from models_jittor.optim import SGD
+    from jittor_support.optim import SGD
 
     model.train()
     xj, labels = jt.array(x), jt.array(train_labels(len(x)))

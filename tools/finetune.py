@@ -23,7 +23,7 @@ from model_specs import VARIANTS, variant  # noqa: E402
 from tools.datasets import Dataset, load  # noqa: E402
 
 JITTOR_CONVENTIONS = """\
-Jittor conventions overridden (models_jittor/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
+Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
 starts as the first gradient, undamped (Jittor: zero, damped from the first step); step() keeps the gradients
 until zero_grad() (Jittor: step() zeroes them); AdamW's bias correction counts steps (Jittor: backward calls);
 stop-grad parameters are skipped. Not overridable: Jittor gives a parameter the loss does not reach a zero
@@ -137,14 +137,14 @@ class TorchSide:
 
 
 class JittorSide:
-    """A Jittor model with models_jittor.optim (torch.optim's semantics), stepped on numpy batches."""
+    """A Jittor model with jittor_support.optim (torch.optim's semantics), stepped on numpy batches."""
 
     suffix = ".pkl"
 
     def __init__(self, model: Any, args: argparse.Namespace) -> None:
         from jittor_support.runtime import jt
         from jittor import nn
-        from models_jittor.optim import SGD, AdamW
+        from jittor_support.optim import SGD, AdamW
 
         self.jt, self.nn, self.model = jt, nn, model
         params = model.parameters()

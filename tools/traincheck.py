@@ -1,6 +1,6 @@
 """One training step of the same weights in PyTorch and Jittor, compared: train-mode logits and loss, every
 parameter's gradient, the BatchNorm running statistics after the forward, and the eval logits after one SGD step
-(PyTorch's SGD semantics in both: ``torch.optim.SGD`` and ``models_jittor.optim.SGD``)."""
+(PyTorch's SGD semantics in both: ``torch.optim.SGD`` and ``jittor_support.optim.SGD``)."""
 from __future__ import annotations
 
 import time
@@ -131,7 +131,7 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
     """
     import torch
 
-    import models_jittor.optim
+    import jittor_support.optim
     from jittor_support.runtime import jt
 
     kwargs = {"drop_path_rate": 0.0, **kwargs}
@@ -166,7 +166,7 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
             if isinstance(m, jt.nn.ReLU):
                 m.register_forward_hook(record(k))
         params = {k: p for k, p in jm.named_parameters() if not p.is_stop_grad()}
-        jopt = models_jittor.optim.SGD(params.values(), **sgd)
+        jopt = jittor_support.optim.SGD(params.values(), **sgd)
         xj = jt.array(x)
         logits = jm(xj)
         loss = jt.nn.cross_entropy_loss(logits, jt.array(labels.astype(np.int32)))
