@@ -216,6 +216,32 @@ def test_a_signal_mid_write_leaves_no_file_and_one_line(sig, code, small_source,
     assert list(tmp_path.iterdir()) == []  # neither the output nor a .part file
 
 
+FORKED_WORKER = """
+import os, signal, sys, time
+sys.path.insert(0, {root!r})
+from tools import convert
+def run(args):  # as Jittor's compile pool does: fork a worker, later end it with SIGTERM
+    ready, told = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(told, b"x")
+        time.sleep(60)
+        os._exit(0)
+    os.read(ready, 1)
+    os.kill(pid, signal.SIGTERM)
+    print(os.waitpid(pid, 0)[1])
+    return 0
+convert.run = run
+sys.exit(convert.main(["torch2jittor", "a.pth", "b.pkl"]))
+"""
+
+
+def test_a_forked_worker_still_dies_on_sigterm():
+    r = subprocess.run([sys.executable, "-c", FORKED_WORKER.format(root=str(ROOT))], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == str(signal.SIGTERM.value), (r.stdout, r.stderr)
+
+
 def test_disk_errors_while_writing_name_the_destination(small_source, tmp_path):
     import resource
 

@@ -15,10 +15,12 @@ key and shape fits the model; the output appears only when complete, and never r
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
@@ -108,15 +110,24 @@ class Stopped(BaseException):
         self.signum = signum
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise Stopped(signum)
+def _stopper(owner: int) -> Callable[[int, object], None]:
+    """A handler raising Stopped in process ``owner`` only: a forked worker (Jittor compiles in a process
+    pool, which it ends with SIGTERM) inherits the handler and must still die as it would have."""
+    def stop(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Stopped(signum)
+    return stop
 
 
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a name that is not valid in the terminal's encoding still prints
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop = _stopper(os.getpid())
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     args = None
     try:
         args = parse_args(argv)
