@@ -15,7 +15,7 @@ own_tree.install()
 
 @pytest.fixture(autouse=True)
 def reads_only_its_own_tree():
-    """Fails a test that read anything beside the repository (a sibling folder of notes, say), which a user's clone lacks."""
+    """Fails a test that read anything beside the repository: a user's clone has nothing there."""
     before = len(own_tree.reads_outside)
     yield
     read = own_tree.reads_outside[before:]
