@@ -63,7 +63,8 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
         state = {k: v for k, v in state.items() if k not in head}
         expected = {k: s for k, s in expected.items() if k not in head}
         kept = f"{', '.join(fresh)} keep their fresh init" if fresh else "the model has no classifier"
-        warnings.warn(f"{ckpt.path}: {name} with num_classes={kwargs['num_classes']}, the file has "
-                      f"{options.get('num_classes', 'a malformed classifier')}: dropped {', '.join(dropped) or 'nothing'}; {kept}", stacklevel=3)
+        has = options.get("num_classes", "a malformed classifier")
+        warnings.warn(f"{ckpt.path}: {name} with num_classes={kwargs['num_classes']}, the file has {has}: "
+                      f"dropped {', '.join(dropped) or 'nothing'}; {kept}", stacklevel=3)
     load(model, match_state(state, expected, ckpt.path, name), fresh)
     return model
