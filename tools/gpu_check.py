@@ -38,9 +38,15 @@ def log(msg: str) -> None:
 
 
 def run_cuda_tests(models: list[str], junit: Path) -> dict[str, list[str]]:
-    """Outcome ('passed', 'failed: ...', 'skipped: ...') of each CUDA test case, grouped by variant ('' = none)."""
+    """Runs the CUDA cases of the test suite; their outcomes grouped by variant (see ``cuda_outcomes``)."""
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-k", "cuda", f"--junitxml={junit}", "tests"],
                    cwd=ROOT, check=False)
+    return cuda_outcomes(junit, models)
+
+
+def cuda_outcomes(junit: Path, models: list[str]) -> dict[str, list[str]]:
+    """Outcome ('passed', 'failure: ...', 'error: ...', 'skipped: ...') of each test case in a JUnit report,
+    grouped by the variant among its parameters ('' = none)."""
     outcomes: dict[str, list[str]] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         params = re.search(r"\[(.*)\]", case.get("name", ""))
