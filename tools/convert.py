@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the {ckpt.layout} outputs need {options}: "
               f"create_model({name!r}, pretrained={shown(repr(args.dst), 4096)}, {options})")
     if args.verify:
+        # the output is complete: SIGTERM may kill again. Jittor's compile pool forks workers and ends them with
+        # SIGTERM, which Python drops when it lands between a fork and the child's reset of its signal flags:
+        # with our handler inherited, such a worker lives on and the pool waits for it forever (seen in CI)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         from tools.crosscheck import cross_check
 
         check = cross_check(name, state, **kwargs)
