@@ -1,8 +1,9 @@
 """Records every file the test process reads beside the repository: a user's clone has nothing there.
 
 An audit hook sees each ``open``/``listdir``/``scandir``. A path counts as outside when it lies under the
-repository's parent folder but not in the repository, the Python installation, the temp folder or a hidden
-folder (``~/.cache`` and the like, when the clone sits in the home folder).
+repository's parent folder but not in the repository, the Python installation, the temp files (``tmp*`` and
+pytest's, when the clone sits in the temp folder itself) or a hidden folder (``~/.cache`` and the like, when the
+clone sits in the home folder).
 """
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_ALLOWED = tuple(str(Path(p).resolve()) + os.sep for p in
-                 {ROOT, sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir()})
+_PARENT = str(ROOT.parent).rstrip(os.sep) + os.sep
+_TEMP = str(Path(tempfile.gettempdir()).resolve()) + os.sep
+# where the interpreter and the temp files live; a folder holding the repository itself (a clone in /tmp) is no
+# exception, or everything beside the repository would be
+_ALLOWED = tuple(p for p in (str(Path(d).resolve()) + os.sep for d in
+                             {ROOT, sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir()})
+                 if not _PARENT.startswith(p))
 _EVENTS = {"open", "os.listdir", "os.scandir", "glob.glob"}
 
 reads_outside: list[str] = []
@@ -22,12 +28,14 @@ reads_outside: list[str] = []
 def is_outside(path: str | bytes | os.PathLike) -> bool:
     """Whether ``path`` is a sibling of the repository (or lies inside one) that a clone would not have."""
     full = os.path.abspath(os.fsdecode(path))
-    parent = str(ROOT.parent).rstrip(os.sep) + os.sep
-    if parent == os.sep:  # a clone at the top of the file system has no siblings of its own to read
+    if _PARENT == os.sep:  # a clone at the top of the file system has no siblings of its own to read
         return False
-    if not full.startswith(parent) or (full + os.sep).startswith(_ALLOWED):
+    if not full.startswith(_PARENT) or (full + os.sep).startswith(_ALLOWED):
         return False
-    return not full[len(parent):].startswith(".")
+    name = full[len(_PARENT):]
+    if _PARENT == _TEMP and name.startswith(("tmp", "pytest-of-")):  # a clone in /tmp: the temp files beside it
+        return False
+    return not name.startswith(".")
 
 
 def _hook(event: str, args: tuple) -> None:

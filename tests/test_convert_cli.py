@@ -93,3 +93,16 @@ def test_help_documents_every_option():
     for option in ("torch2jittor", "jittor2torch", "--model", "--verify", "--force", "--trust-pickle",
                    "--allow-nonfinite", "--ema", "--debug"):
         assert option in r.stdout
+
+
+def test_a_module_state_dict_as_torch_saves_it_loads(tmp_path):
+    """torch.save(model.state_dict()) (how timm's releases were made) pickles an OrderedDict whose _metadata
+    attribute is set on unpickling: not weights, but the safe reader must accept it."""
+    import models_pytorch
+
+    model = models_pytorch.create_model("mixer_s32")
+    assert hasattr(model.state_dict(), "_metadata")
+    torch.save(model.state_dict(), tmp_path / "release.pth")
+    loaded = models_pytorch.create_model("mixer_s32", pretrained=tmp_path / "release.pth")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

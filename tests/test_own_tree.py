@@ -19,7 +19,7 @@ def test_the_repository_python_and_temp_are_inside():
     assert not is_outside(ROOT / "tests" / "data" / "manifests" / "smlpnet_t.json")
     assert not is_outside(ROOT)
     assert not is_outside(os.path.join(sys.prefix, "lib"))
-    assert not is_outside(os.path.join(tempfile.gettempdir(), "x"))
+    assert not is_outside(tempfile.mkdtemp())  # beside the repository when the clone sits in the temp folder
 
 
 def test_a_read_beside_the_repository_is_recorded(tmp_path):

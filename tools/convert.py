@@ -28,7 +28,7 @@ from weights_convert import CheckpointError, check_destination, read_checkpoint,
 from model_specs import FAMILIES, VARIANTS, variant  # noqa: E402
 from weights_convert.escaping import one_line, shown  # noqa: E402
 from weights_convert.formats import TORCH_SUFFIXES  # noqa: E402
-from weights_convert.pretrained import described_options  # noqa: E402
+from weights_convert.pretrained import file_options  # noqa: E402
 
 DIRECTIONS = {"torch2jittor": ("Jittor", (".pkl",)),
               "jittor2torch": ("PyTorch", TORCH_SUFFIXES + (".safetensors",))}
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         name, kwargs = args.model, dict(ckpt.model_kwargs)
         if name in VARIANTS:  # build as the file needs (e.g. its class count), as detection does
-            kwargs.update(described_options(FAMILIES[variant(name).family], ckpt.state))
+            kwargs.update(file_options(FAMILIES[variant(name).family], ckpt.state))
         detected = None
     else:
         name, kwargs = ckpt.detect()

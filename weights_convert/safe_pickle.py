@@ -110,6 +110,9 @@ def _keys_checked(op: Callable[[Any], None], keys: Callable[[list], list]) -> Ca
 
 
 def _load_build(self: BoundedUnpickler) -> None:
+    if isinstance(self.stack[-2], collections.OrderedDict):
+        self.stack.pop()  # torch.save(model.state_dict()) sets its _metadata (module versions): not weights
+        return
     if not isinstance(self.stack[-2], _BUILDABLE):
         raise BadData(f"a pickle sets the state of a {type(self.stack[-2]).__name__}")
     pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
