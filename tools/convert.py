@@ -28,7 +28,7 @@ from weights_convert import CheckpointError, check_destination, read_checkpoint,
 from model_specs import FAMILIES, VARIANTS, variant  # noqa: E402
 from weights_convert.escaping import one_line, shown  # noqa: E402
 from weights_convert.formats import TORCH_SUFFIXES  # noqa: E402
-from weights_convert.pretrained import file_options  # noqa: E402
+from weights_convert.pretrained import described_options, file_options  # noqa: E402
 
 DIRECTIONS = {"torch2jittor": ("Jittor", (".pkl",)),
               "jittor2torch": ("PyTorch", TORCH_SUFFIXES + (".safetensors",))}
@@ -75,16 +75,19 @@ def run(args: argparse.Namespace) -> int:
                            ema=args.ema)
     if args.model:
         name, kwargs = args.model, dict(ckpt.model_kwargs)
-        if name in VARIANTS:  # build as the file needs (e.g. its class count), as detection does
-            kwargs.update(file_options(FAMILIES[variant(name).family], ckpt.state))
+        shown_kwargs = dict(kwargs)
+        if name in VARIANTS:  # build as the file needs (e.g. its class count), as create_model does
+            family = FAMILIES[variant(name).family]
+            kwargs.update(file_options(family, ckpt.state))
+            shown_kwargs.update(described_options(family, ckpt.state))  # what differs from the defaults
         detected = None
     else:
         name, kwargs = ckpt.detect()
-        detected = name
+        shown_kwargs, detected = kwargs, name
     state = ckpt.fit(expected_shapes(name, kwargs), name)
     fmt = write_atomic(args.dst, state, force=args.force)
     how = "detected" if detected else "given"
-    extra = "".join(f", {k}={v}" for k, v in kwargs.items())
+    extra = "".join(f", {k}={v}" for k, v in shown_kwargs.items())
     print(f"read {shown(args.src, 4096)}: {ckpt.summary()}")
     print(f"wrote {shown(args.dst, 4096)}: {name} ({how}{extra}), {len(state)} tensors, {fmt} format")
     if ckpt.model_kwargs:  # a weights file stores no build options: say which ones the outputs need
