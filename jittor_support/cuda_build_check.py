@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from jittor_support.cuda_toolkit import CudaToolkitError, assemble, default_target, find_nvcc, jittor_cuda_includes
+from jittor_support.cuda_toolkit import (CudaToolkitError, assemble, default_target, find_nvcc, jittor_cuda_includes,
+                                         link_libraries)
 from jittor_support.paths import jittor_home
 
 _IMPORT = "from jittor_support.runtime import jt; print('jittor', jt.__version__, 'has_cuda', jt.has_cuda)"
@@ -49,10 +50,7 @@ def raw_toolkit(target: Path, real_nvcc: Path) -> Path:
     for name in ("bin", "include", "nvvm"):
         if not (target / name).exists() and (top / name).exists():
             (target / name).symlink_to(top / name)
-    for lib in sorted((top / "lib").glob("*.so*")):
-        for alias in {lib.name, lib.name[: lib.name.index(".so") + 3]}:
-            if not (lib64 / alias).exists():
-                (lib64 / alias).symlink_to(lib)
+    link_libraries(top, lib64)
     return target / "bin" / "nvcc"
 
 
@@ -75,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     r = subprocess.run([sys.executable, "-c", _IMPORT], env=env, capture_output=True, text=True)
     text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", r.stdout + r.stderr)
-    built = [f for f in (jittor_home() / ".cache" / "jittor").glob(f"**/{cache}/cu*/jittor_core*.so")
-             if f.stat().st_mtime >= start]
+    built = list((jittor_home() / ".cache" / "jittor").glob(f"**/{cache}/cu*/jittor_core*.so"))
     no_driver = "cudaErrorInsufficientDriver" in text or "no CUDA-capable device" in text
     core_ok = bool(built) and (r.returncode == 0 or no_driver)
+    when = "" if not built or built[0].stat().st_mtime >= start else ", built by an earlier run"
     print(f"1. CUDA core: {'BUILT' if core_ok else 'FAILED'} in {time.time() - start:.0f} s "
-          f"({built[0].name if built else 'no library'}; exit {r.returncode}"
+          f"({built[0].name if built else 'no library'}{when}; exit {r.returncode}"
           f"{', then no GPU driver, as expected here' if core_ok and no_driver else ''})")
     _print_errors(text)
     probe_ok = _compile_cub_probe(nvcc)

@@ -70,9 +70,14 @@ def _link(src: Path, dst: Path) -> None:
     dst.symlink_to(src, target_is_directory=src.is_dir())
 
 
-def _shared_libraries(root: Path) -> list[Path]:
-    return [f for sub in ("lib64", "lib") if (root / sub).is_dir() for f in sorted((root / sub).iterdir())
-            if ".so" in f.name]
+def link_libraries(root: Path, lib64: Path) -> None:
+    """Link the shared libraries of ``root`` (its lib64 or lib) into ``lib64``, each also under its unversioned
+    name (``libcudart.so.13`` -> ``libcudart.so``), which is the one Jittor loads."""
+    for sub in ("lib64", "lib"):
+        for lib in sorted((root / sub).iterdir()) if (root / sub).is_dir() else []:
+            if ".so" in lib.name:
+                _link(lib, lib64 / lib.name)
+                _link(lib, lib64 / lib.name[: lib.name.index(".so") + 3])
 
 
 # CUDA 13 removed cudaDeviceProp::computeMode and ::clockRate, which Jittor's bundled helper_cuda.h (NVIDIA sample
@@ -163,10 +168,7 @@ def assemble(target: Path, real_nvcc: Path | None = None, extra_roots: list[Path
         if (root / "include").is_dir():
             for entry in sorted((root / "include").iterdir()):
                 _link(entry, tmp / "include" / entry.name)
-        for lib in _shared_libraries(root):
-            _link(lib, tmp / "lib64" / lib.name)
-            unversioned = lib.name[: lib.name.index(".so") + 3]
-            _link(lib, tmp / "lib64" / unversioned)
+        link_libraries(root, tmp / "lib64")
     (tmp / "include" / "helper_cuda.h").write_text(shim)
     nvcc = tmp / "bin" / "nvcc"
     nvcc.write_text(script)
