@@ -15,24 +15,15 @@ from models_jittor import layers as jl
 from jittor_support.optim import SGD, AdamW
 from models_pytorch import layers as tl
 from tools.crosscheck import jittor_device
-from tools.traincheck import train_check
+from tools.traincheck import _torch_step, train_check
 
 # BatchNorm running statistics after one training forward, relative to the buffer's max (PyTorch's semantics:
 # unbiased running variance; Jittor's own BatchNorm is 3e-4 off here)
 STATS_TOL = 1e-5
 
 
-# Open (issue 11): with these weights ConvMLP-M's tokenizer gradients (the first convs, at the end of the longest
-# backward path) are 1.5e-3 to 2.9e-3 of their max from float64 in Jittor, 2.6-3.8x PyTorch's own 5.8e-4 to 8.7e-4,
-# and 3e-4 to 7e-4 from PyTorch even with Jittor's ReLU decisions. Strict: the test fails once this is fixed.
-KNOWN_GAPS = {"convmlp_m": "tokenizer gradients 2.6-3.8x further from float64 than PyTorch's (open, issue 11)"}
-
-
 def _slow_if_large(name: str) -> pytest.param:
-    marks = [pytest.mark.slow] if variant(name).params > 40e6 else []
-    if name in KNOWN_GAPS:
-        marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[name]))
-    return pytest.param(name, marks=marks)
+    return pytest.param(name, marks=[pytest.mark.slow] if variant(name).params > 40e6 else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -46,6 +37,28 @@ def test_training_step_matches(name: str, device: str):
     assert not check.failing_grads, (check.summary(), check.failing_grads)
     assert check.max_stats_diff <= STATS_TOL, (check.summary(), check.stats_diff)
     assert check.eval_diff <= REL_TOL * check.eval_max_abs_logit, check.summary()
+
+
+def test_forced_decisions_route_the_gradient():
+    """The checker's "Jittor's decisions" replay: a ReLU keeps exactly the marked inputs and a max pool passes on
+    the chosen input, so the gradient reaches those inputs and no others."""
+    model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten())
+    x = torch.tensor([[[[1.0, 1.0 + 1e-6], [-1.0, 0.5]], [[2.0, -3.0], [0.25, 4.0]]]], requires_grad=True)
+    labels = torch.tensor([0])
+    sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+    logits, _, natural = _torch_step(model, x, labels, sgd)
+    assert natural["1"].ravel().tolist() == [1, 3]  # the larger of the near-tie; channel 1's 4.0
+    assert logits.ravel().tolist() == pytest.approx([1.0 + 1e-6, 4.0])
+    relu = natural["0"].copy()
+    relu[0, 1, 1, 1] = False  # the ReLU drops 4.0 ...
+    choices = np.array([[[[0]], [[0]]]])  # ... and each window passes on its first input
+    x.grad = None
+    logits, _, _ = _torch_step(model, x, labels, sgd, decisions={"0": relu, "1": choices})
+    assert logits.ravel().tolist() == [1.0, 2.0]
+    assert (x.grad[0, :, 0, 0] != 0).all()
+    grad = x.grad.clone()
+    grad[0, :, 0, 0] = 0
+    assert (grad == 0).all()
 
 
 @pytest.mark.parametrize("name", models_pytorch.list_models())

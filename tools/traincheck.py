@@ -25,7 +25,7 @@ class ParamGrad:
     scale: float  # max |PyTorch|
     torch_err: float | None = None  # max |PyTorch - float64 PyTorch|, computed only where diff is over GRAD_TOL
     jittor_err: float | None = None  # max |Jittor - float64 PyTorch|
-    same_decisions_diff: float | None = None  # max |Jittor - PyTorch taking Jittor's ReLU decisions|
+    same_decisions_diff: float | None = None  # max |Jittor - PyTorch taking Jittor's decisions|
     exact_scale: float | None = None  # max |float64 PyTorch|
     model_scale: float = 0.0  # the largest max |PyTorch| over all parameters
 
@@ -59,7 +59,7 @@ class TrainCheck:
     stats_diff: dict[str, float]  # per BatchNorm buffer: max |Jittor - PyTorch| / max |PyTorch| after the forward
     eval_diff: float  # eval-mode logits after one SGD step
     eval_max_abs_logit: float
-    relu_flips: int  # ReLU inputs on opposite sides of zero in the two frameworks (float32 rounding)
+    flips: int  # ReLU inputs on opposite sides of zero, max-pool windows choosing another input (float32 rounding)
     torch_s: float  # forward, backward and step
     jittor_s: float  # the same, including Jittor's JIT compilation of new op shapes
     notes: list[str] = field(default_factory=list)
@@ -83,7 +83,7 @@ class TrainCheck:
         return (f"{self.model}: logits {self.logits_diff / self.max_abs_logit:.1e}, loss "
                 f"{abs(self.loss_torch - self.loss_jittor):.1e}, worst grad {worst.name} {worst.relative:.1e}{exact}, "
                 f"failing {len(self.failing_grads)}/{len(self.grads)}, BN stats {self.max_stats_diff:.1e}, "
-                f"eval after step {self.eval_diff / self.eval_max_abs_logit:.1e}, ReLU flips {self.relu_flips}; "
+                f"eval after step {self.eval_diff / self.eval_max_abs_logit:.1e}, flipped decisions {self.flips}; "
                 f"torch {self.torch_s:.1f}s, jittor {self.jittor_s:.1f}s")
 
 
@@ -91,10 +91,21 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
+def max_pool_choices(module: Any, x: np.ndarray) -> np.ndarray:
+    """The input each window of the PyTorch max pool ``module`` passes on, for input ``x`` (of either framework),
+    as a flat index into its channel: the first maximum, as both frameworks choose."""
+    import torch
+    import torch.nn.functional as F
+
+    kernel, stride, padding = (getattr(module, k) for k in ("kernel_size", "stride", "padding"))
+    return F.max_pool2d(torch.from_numpy(x), kernel, stride, padding, return_indices=True)[1].numpy()
+
+
 def _torch_step(model: Any, x: Any, labels: Any, optimizer: Any,
                 decisions: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
-    """Forward, cross-entropy, backward: (logits, loss, each ReLU's decisions). With ``decisions``, each ReLU
-    keeps exactly the inputs marked there instead of the positive ones."""
+    """Forward, cross-entropy, backward: (logits, loss, the decisions of each ReLU and max pool). With
+    ``decisions``, each ReLU keeps exactly the inputs marked there instead of the positive ones, and each max pool
+    passes on the inputs chosen there instead of the largest."""
     import torch
     import torch.nn.functional as F
 
@@ -102,13 +113,21 @@ def _torch_step(model: Any, x: Any, labels: Any, optimizer: Any,
 
     def hook(name: str) -> Any:
         def record(module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
-            seen[name] = (inputs[0] > 0).cpu().numpy()
-            if decisions is not None:
-                return inputs[0] * torch.from_numpy(decisions[name]).to(inputs[0])
+            x = inputs[0]
+            if isinstance(module, torch.nn.ReLU):
+                seen[name] = (x > 0).cpu().numpy()
+                if decisions is not None:
+                    return x * torch.from_numpy(decisions[name]).to(x)
+            else:
+                seen[name] = max_pool_choices(module, x.detach().cpu().numpy())
+                if decisions is not None:
+                    chosen = torch.from_numpy(decisions[name]).to(x.device).flatten(2)
+                    return x.flatten(2).gather(2, chosen).view_as(output)
             return None
         return record
 
-    handles = [m.register_forward_hook(hook(k)) for k, m in model.named_modules() if isinstance(m, torch.nn.ReLU)]
+    handles = [m.register_forward_hook(hook(k)) for k, m in model.named_modules()
+               if isinstance(m, (torch.nn.ReLU, torch.nn.MaxPool2d))]
     logits = model(x)
     loss = F.cross_entropy(logits, labels)
     optimizer.zero_grad()
@@ -123,11 +142,12 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
     """Train mode without drop path, cross-entropy on fixed labels, one SGD step, in both frameworks.
 
     A gradient passes when within ``GRAD_TOL`` of its max in PyTorch; failing that, when PyTorch made to take
-    Jittor's ReLU decisions gets it within that (a pre-activation within float32 rounding of zero can fall on
-    either side, and one such element moves a conv's weight gradient by ~1e-3 of its max); failing that, where
-    PyTorch is further than ``GRAD_TOL`` from the float64 gradient, when Jittor is at most ``FLOAT64_FACTOR``
-    times as far from it, or, where the float64 gradient is no larger than PyTorch's error (zero in exact
-    arithmetic, both values rounding noise), when they agree within ``GRAD_TOL`` of the model's largest gradient.
+    Jittor's decisions gets it within that (a pre-activation within float32 rounding of zero can fall on either
+    side, as can the larger of two near-equal inputs of a max pool, and one such element moves a conv's weight
+    gradient by ~1e-3 of its max); failing that, where PyTorch is further than ``GRAD_TOL`` from the float64
+    gradient, when Jittor is at most ``FLOAT64_FACTOR`` times as far from it, or, where the float64 gradient is
+    no larger than PyTorch's error (zero in exact arithmetic, both values rounding noise), when they agree within
+    ``GRAD_TOL`` of the model's largest gradient.
     """
     import torch
 
@@ -159,11 +179,14 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
 
         def record(name: str) -> Any:
             def hook(module: Any, inputs: tuple[Any, ...], output: Any) -> None:  # None: keeps the output
-                j_decisions.setdefault(name, inputs[0] > 0)  # the training forward's only
+                # the training forward's only; a pool's choices are worked out from its input below
+                j_decisions.setdefault(name, inputs[0] > 0 if isinstance(module, jt.nn.ReLU) else inputs[0])
             return hook
 
+        tm_modules = dict(tm.named_modules())
+        pools = {k for k, m in tm_modules.items() if isinstance(m, torch.nn.MaxPool2d)}
         for k, m in jm.named_modules():
-            if isinstance(m, jt.nn.ReLU):
+            if isinstance(m, jt.nn.ReLU) or k in pools:
                 m.register_forward_hook(record(k))
         params = {k: p for k, p in jm.named_parameters() if not p.is_stop_grad()}
         jopt = jittor_support.optim.SGD(params.values(), **sgd)
@@ -175,7 +198,8 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
         j_grads = {k: jopt.grad(p) for k, p in params.items()}
         j_grads = {k: None if g is None else g.numpy() for k, g in j_grads.items()}
         j_stats = {k: v.numpy() for k, v in jm.state_dict().items() if "running_" in k}
-        j_decisions = {k: v.numpy() for k, v in j_decisions.items()}
+        j_decisions = {k: max_pool_choices(tm_modules[k], v.numpy()) if k in pools else v.numpy()
+                       for k, v in j_decisions.items()}
         jopt.step()
         jm.eval()
         with jt.no_grad():
@@ -205,14 +229,14 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
         max_abs_logit=float(np.abs(t_logits).max()), loss_torch=t_loss, loss_jittor=j_loss, grads=grads,
         stats_diff={k: _relative(j_stats[k], v) for k, v in t_stats.items() if k in j_stats},
         eval_diff=float(np.abs(t_eval - j_eval).max()), eval_max_abs_logit=float(np.abs(t_eval).max()),
-        relu_flips=flips, torch_s=torch_s, jittor_s=jittor_s, notes=notes)
+        flips=flips, torch_s=torch_s, jittor_s=jittor_s, notes=notes)
 
 
 def torch_grads(name: str, state: dict[str, np.ndarray], x: np.ndarray, labels: np.ndarray, device: str = "cpu",
                 float64: bool = False, decisions: dict[str, np.ndarray] | None = None,
                 **kwargs: Any) -> dict[str, np.ndarray]:
     """PyTorch's gradients of the same training step, in float64 (the reference for both frameworks) or with
-    the given ReLU decisions."""
+    the given ReLU and max-pool decisions."""
     import torch
 
     model = build_torch(name, state, device, **kwargs).train()
