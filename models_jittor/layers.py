@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from jittor_support import cpu_kernels
 from jittor_support.runtime import jt
 from jittor import nn
 
@@ -16,12 +17,16 @@ class TanhGELU(nn.Module):
         return 0.5 * x * (1.0 + jt.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
-# erf(x) ~ x * P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is +-1 in float32): the rational form vectorised erf
-# kernels use (Eigen's coefficients); max error 4e-7, about Jittor's own erf (2e-7)
-_ERF_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
-          -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
-_ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
-          -1.45660718464996e-05)
+class ErfGELU(nn.Module):
+    """Exact (erf) GELU. Jittor's nn.GELU calls the scalar libm erf in a single-threaded CPU loop; this rational
+    erf is plain arithmetic: a multithreaded kernel on the CPU, fused Jittor ops on CUDA."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        if cpu_kernels.enabled():
+            return cpu_kernels.GELU()(x)
+        t = jt.clamp(x * (1.0 / math.sqrt(2.0)), -4.0, 4.0)
+        t2 = t * t
+        return 0.5 * x * (1.0 + t * _polynomial(t2, cpu_kernels.ERF_P) / _polynomial(t2, cpu_kernels.ERF_Q))
 
 
 def _polynomial(x: jt.Var, coefficients: tuple[float, ...]) -> jt.Var:
@@ -31,14 +36,11 @@ def _polynomial(x: jt.Var, coefficients: tuple[float, ...]) -> jt.Var:
     return out
 
 
-class ErfGELU(nn.Module):
-    """Exact (erf) GELU. Jittor's nn.GELU calls the scalar libm erf in a single-threaded CPU loop; this rational
-    erf is plain arithmetic, which Jittor fuses and the compiler vectorises: half the time, same accuracy."""
-
-    def execute(self, x: jt.Var) -> jt.Var:
-        t = jt.clamp(x * (1.0 / math.sqrt(2.0)), -4.0, 4.0)
-        t2 = t * t
-        return 0.5 * x * (1.0 + t * _polynomial(t2, _ERF_P) / _polynomial(t2, _ERF_Q))
+def linear_act(fc: nn.Linear, act: nn.Module, x: jt.Var) -> jt.Var:
+    """``act(fc(x))``; on the CPU, exact GELU takes the linear's bias add into its kernel."""
+    if isinstance(act, ErfGELU) and cpu_kernels.enabled():
+        return cpu_kernels.BiasGELU()(nn.matmul_transpose(x, fc.weight), fc.bias)
+    return act(fc(x))
 
 
 def gelu_layer(kind: str = "exact") -> nn.Module:
@@ -86,6 +88,8 @@ class LayerNorm(nn.Module):
         self.bias = jt.zeros(dim)
 
     def execute(self, x: jt.Var) -> jt.Var:
+        if cpu_kernels.enabled():
+            return cpu_kernels.LayerNormFn(self.eps)(x, self.weight, self.bias)
         return _LayerNormFn(self.eps)(x, self.weight, self.bias)
 
 
@@ -135,7 +139,7 @@ class BatchNorm2d(nn.Module):
         if not self.is_training():
             scale = self.weight / jt.sqrt(self.running_var + self.eps)
             return x * scale.broadcast(x, dims) + (self.bias - self.running_mean * scale).broadcast(x, dims)
-        norm = _BatchNormTrain(self.eps)
+        norm = cpu_kernels.BatchNormTrain(self.eps) if cpu_kernels.enabled() else _BatchNormTrain(self.eps)
         out = norm(x, self.weight, self.bias)
         self._batches += 1
         m = 1.0 / self._batches if self.momentum is None else self.momentum
@@ -168,5 +172,5 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, out_dim or dim)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(linear_act(self.fc1, self.act, x))
 

@@ -1,0 +1,341 @@
+"""Multithreaded CPU kernels for the layers that dominate a training step besides the matrix products: the
+bias + exact GELU between an MLP's two linears, and LayerNorm, each forward and backward.
+
+Jittor's CPU kernels (everything but oneDNN's conv and matmul) run on one thread; its ``parallel`` loop option
+interleaves elements across threads and is 6x slower. These are OpenMP loops over rows, vectorised by the
+compiler, with every sum over rows (bias, weight gradients) in float64, per thread and then in thread order, so
+a result does not depend on scheduling. On CUDA the layers keep their Jittor-op forms (Jittor's GPU kernels
+are parallel).
+"""
+from __future__ import annotations
+
+from jittor_support.runtime import jt
+
+# erf(x) ~ x * P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is +-1 in float32): the rational form vectorised erf
+# kernels use (Eigen's coefficients); max error 4e-7, about Jittor's own erf (2e-7)
+ERF_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
+         -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
+ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
+         -1.45660718464996e-05)
+
+
+def enabled() -> bool:
+    """Whether the next Jittor op runs on the CPU (the kernels here have no CUDA form)."""
+    return not jt.flags.use_cuda
+
+
+def _horner(var: str, coefficients: tuple[float, ...]) -> str:
+    out = f"{coefficients[-1]!r}f"
+    for c in coefficients[-2::-1]:
+        out = f"({out} * {var} + {c!r}f)"
+    return out
+
+
+_HEADER = f"""
+#include <omp.h>
+#include <cmath>
+#include <vector>
+static inline float mlpzoo_erf(float x) {{
+    const float t = fminf(fmaxf(x, -4.0f), 4.0f), t2 = t * t;
+    return t * {_horner("t2", ERF_P)} / {_horner("t2", ERF_Q)};
+}}
+// per-thread float64 column sums (threads x C), added in thread order
+static inline void mlpzoo_column_sums(const std::vector<double>& part, int threads, long long C, float* out) {{
+    for (long long c = 0; c < C; c++) {{
+        double s = 0.0;
+        for (int t = 0; t < threads; t++) s += part[t * C + c];
+        out[c] = (float)s;
+    }}
+}}
+"""
+
+def _gelu_forward(bias: bool) -> str:
+    return f"""
+const float* x = in0_p; {"const float* b = in1_p;" if bias else ""} float* y = out0_p;
+const int64 C = in0->shape[in0->shape.size() - 1], rows = in0->num / C;
+#pragma omp parallel for schedule(static)
+for (int64 r = 0; r < rows; r++) {{
+    const float* xr = x + r * C; float* yr = y + r * C;
+    #pragma omp simd
+    for (int64 c = 0; c < C; c++) {{
+        const float h = xr[c]{" + b[c]" if bias else ""};
+        yr[c] = 0.5f * h * (1.0f + mlpzoo_erf(h * 0.70710678118654752f));
+    }}
+}}
+"""
+
+
+def _gelu_backward(bias: bool) -> str:
+    g, out = ("in2_p", "out1_p") if bias else ("in1_p", None)
+    return f"""
+const float* x = in0_p; {"const float* b = in1_p;" if bias else ""} const float* g = {g}; float* dx = out0_p;
+const int64 C = in0->shape[in0->shape.size() - 1], rows = in0->num / C;
+const int threads = omp_get_max_threads();
+std::vector<double> part({"threads * C" if bias else "0"}, 0.0);
+#pragma omp parallel num_threads(threads)
+{{
+    double* acc = part.data() + omp_get_thread_num() * C;
+    #pragma omp for schedule(static)
+    for (int64 r = 0; r < rows; r++) {{
+        const float* xr = x + r * C; const float* gr = g + r * C; float* dr = dx + r * C;
+        #pragma omp simd
+        for (int64 c = 0; c < C; c++) {{
+            const float h = xr[c]{" + b[c]" if bias else ""};
+            const float cdf = 0.5f * (1.0f + mlpzoo_erf(h * 0.70710678118654752f));
+            const float pdf = 0.3989422804014327f * expf(-0.5f * h * h);
+            const float d = gr[c] * (cdf + h * pdf);
+            dr[c] = d;
+            {"acc[c] += d;" if bias else ""}
+        }}
+    }}
+}}
+{f"mlpzoo_column_sums(part, threads, C, {out});" if bias else ""}
+"""
+
+
+class GELU(jt.Function):
+    """Exact (erf) GELU; the backward uses GELU's derivative ``cdf + x * pdf``, as PyTorch does."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        self.x = x
+        return jt.code(x.shape, x.dtype, [x], cpu_header=_HEADER, cpu_src=_gelu_forward(bias=False))
+
+    def grad(self, g: jt.Var) -> jt.Var:
+        return jt.code(self.x.shape, self.x.dtype, [self.x, g], cpu_header=_HEADER,
+                       cpu_src=_gelu_backward(bias=False))
+
+
+class BiasGELU(jt.Function):
+    """``gelu(x + bias)`` over the last axis: a linear's bias add and the exact GELU after it, in one kernel."""
+
+    def execute(self, x: jt.Var, bias: jt.Var) -> jt.Var:
+        self.x, self.bias = x, bias
+        return jt.code(x.shape, x.dtype, [x, bias], cpu_header=_HEADER, cpu_src=_gelu_forward(bias=True))
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var]:
+        dx, dbias = jt.code([self.x.shape, self.bias.shape], [self.x.dtype, self.bias.dtype],
+                            [self.x, self.bias, g], cpu_header=_HEADER, cpu_src=_gelu_backward(bias=True))
+        return dx, dbias
+
+
+_LAYER_NORM_FORWARD = """
+const float* x = in0_p; const float* w = in1_p; const float* b = in2_p;
+float* y = out0_p; float* mean_out = out1_p; float* invstd_out = out2_p;
+const int64 C = in1->num, rows = in0->num / C;
+const double eps = @EPS;
+#pragma omp parallel for schedule(static)
+for (int64 r = 0; r < rows; r++) {
+    const float* xr = x + r * C; float* yr = y + r * C;
+    double s = 0.0;
+    #pragma omp simd reduction(+:s)
+    for (int64 c = 0; c < C; c++) s += xr[c];
+    const double mean = s / C;
+    double v = 0.0;
+    #pragma omp simd reduction(+:v)
+    for (int64 c = 0; c < C; c++) { const double d = xr[c] - mean; v += d * d; }
+    const float m = (float)mean, invstd = (float)(1.0 / std::sqrt(v / C + eps));
+    mean_out[r] = m; invstd_out[r] = invstd;
+    #pragma omp simd
+    for (int64 c = 0; c < C; c++) yr[c] = (xr[c] - m) * invstd * w[c] + b[c];
+}
+"""
+
+_LAYER_NORM_BACKWARD = """
+const float* x = in0_p; const float* w = in1_p; const float* mean = in2_p; const float* invstd = in3_p;
+const float* g = in4_p; float* dx = out0_p;
+const int64 C = in1->num, rows = in0->num / C;
+const int threads = omp_get_max_threads();
+std::vector<double> part_w(threads * C, 0.0), part_b(threads * C, 0.0);
+#pragma omp parallel num_threads(threads)
+{
+    double* acc_w = part_w.data() + omp_get_thread_num() * C;
+    double* acc_b = part_b.data() + omp_get_thread_num() * C;
+    #pragma omp for schedule(static)
+    for (int64 r = 0; r < rows; r++) {
+        const float* xr = x + r * C; const float* gr = g + r * C; float* dr = dx + r * C;
+        const float m = mean[r], is = invstd[r];
+        double sum_gn = 0.0, sum_gn_xhat = 0.0;
+        #pragma omp simd reduction(+:sum_gn, sum_gn_xhat)
+        for (int64 c = 0; c < C; c++) {
+            const float xhat = (xr[c] - m) * is, gn = gr[c] * w[c];
+            sum_gn += gn; sum_gn_xhat += gn * xhat;
+            acc_w[c] += gr[c] * xhat;
+            acc_b[c] += gr[c];
+        }
+        const float a = (float)(sum_gn / C), bb = (float)(sum_gn_xhat / C);
+        #pragma omp simd
+        for (int64 c = 0; c < C; c++) {
+            const float xhat = (xr[c] - m) * is;
+            dr[c] = is * (gr[c] * w[c] - a - xhat * bb);
+        }
+    }
+}
+mlpzoo_column_sums(part_w, threads, C, out1_p);
+mlpzoo_column_sums(part_b, threads, C, out2_p);
+"""
+
+
+class LayerNormFn(jt.Function):
+    """LayerNorm over the last axis: per-row mean and variance in two float64 passes, PyTorch's backward."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var) -> jt.Var:
+        rows = list(x.shape[:-1])
+        y, self.mean, self.invstd = jt.code(
+            [x.shape, rows, rows], [x.dtype] * 3, [x, weight, bias],
+            cpu_header=_HEADER, cpu_src=_LAYER_NORM_FORWARD.replace("@EPS", repr(float(self.eps))))
+        self.x, self.weight = x, weight
+        return y
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
+                             [self.x, self.weight, self.mean, self.invstd, g],
+                             cpu_header=_HEADER, cpu_src=_LAYER_NORM_BACKWARD))
+
+
+# BatchNorm over axis 1 of (outer, C, inner) memory: (N, C, H*W) for NCHW input, (rows, C, 1) for channels-last
+# rows. Each thread takes a share of ``outer`` and keeps float64 per-channel partial sums.
+_BATCH_NORM_LAYOUT = """
+const int64 C = in0->shape[1], outer = in0->shape[0], inner = in0->num / (outer * C);
+const double n = (double)(outer * inner);
+const int threads = omp_get_max_threads();
+"""
+
+_BATCH_NORM_FORWARD = _BATCH_NORM_LAYOUT + """
+const float* x = in0_p; const float* w = in1_p; const float* b = in2_p;
+float* y = out0_p; float* mean_out = out1_p; double* var_out = out2_p; float* invstd_out = out3_p;
+std::vector<double> part(threads * C);
+std::vector<float> scale(C);
+#pragma omp parallel num_threads(threads)
+{
+    double* acc = part.data() + omp_get_thread_num() * C;
+    for (int64 c = 0; c < C; c++) acc[c] = 0.0;
+    #pragma omp for schedule(static)
+    for (int64 o = 0; o < outer; o++)
+        if (inner == 1) {
+            const float* xr = x + o * C;
+            #pragma omp simd
+            for (int64 c = 0; c < C; c++) acc[c] += xr[c];
+        } else for (int64 c = 0; c < C; c++) {
+            const float* xr = x + (o * C + c) * inner;
+            double s = 0.0;
+            #pragma omp simd reduction(+:s)
+            for (int64 i = 0; i < inner; i++) s += xr[i];
+            acc[c] += s;
+        }
+    #pragma omp single
+    for (int64 c = 0; c < C; c++) {
+        double s = 0.0;
+        for (int t = 0; t < threads; t++) { s += part[t * C + c]; part[t * C + c] = 0.0; }
+        mean_out[c] = (float)(s / n);
+    }
+    #pragma omp for schedule(static)
+    for (int64 o = 0; o < outer; o++)
+        if (inner == 1) {
+            const float* xr = x + o * C;
+            #pragma omp simd
+            for (int64 c = 0; c < C; c++) { const float d = xr[c] - mean_out[c]; acc[c] += (double)d * d; }
+        } else for (int64 c = 0; c < C; c++) {
+            const float* xr = x + (o * C + c) * inner; const float m = mean_out[c];
+            double s = 0.0;
+            #pragma omp simd reduction(+:s)
+            for (int64 i = 0; i < inner; i++) { const float d = xr[i] - m; s += (double)d * d; }
+            acc[c] += s;
+        }
+    #pragma omp single
+    for (int64 c = 0; c < C; c++) {
+        double s = 0.0;
+        for (int t = 0; t < threads; t++) s += part[t * C + c];
+        var_out[c] = s / n;
+        invstd_out[c] = (float)(1.0 / std::sqrt(s / n + @EPS));
+        scale[c] = invstd_out[c] * w[c];
+    }
+    #pragma omp for schedule(static)
+    for (int64 o = 0; o < outer; o++)
+        if (inner == 1) {
+            const float* xr = x + o * C; float* yr = y + o * C;
+            #pragma omp simd
+            for (int64 c = 0; c < C; c++) yr[c] = (xr[c] - mean_out[c]) * scale[c] + b[c];
+        } else for (int64 c = 0; c < C; c++) {
+            const float* xr = x + (o * C + c) * inner; float* yr = y + (o * C + c) * inner;
+            const float m = mean_out[c], sc = scale[c], shift = b[c];
+            #pragma omp simd
+            for (int64 i = 0; i < inner; i++) yr[i] = (xr[i] - m) * sc + shift;
+        }
+}
+"""
+
+_BATCH_NORM_BACKWARD = _BATCH_NORM_LAYOUT + """
+const float* x = in0_p; const float* w = in1_p; const float* mean = in2_p; const float* invstd = in3_p;
+const float* g = in4_p; float* dx = out0_p; float* dw = out1_p; float* db = out2_p;
+std::vector<double> part_g(threads * C, 0.0), part_gc(threads * C, 0.0);
+std::vector<float> mean_g(C), slope(C), scale(C);
+#pragma omp parallel num_threads(threads)
+{
+    double* acc_g = part_g.data() + omp_get_thread_num() * C;
+    double* acc_gc = part_gc.data() + omp_get_thread_num() * C;
+    #pragma omp for schedule(static)
+    for (int64 o = 0; o < outer; o++)
+        if (inner == 1) {
+            const float* xr = x + o * C; const float* gr = g + o * C;
+            #pragma omp simd
+            for (int64 c = 0; c < C; c++) { acc_g[c] += gr[c]; acc_gc[c] += (double)gr[c] * (xr[c] - mean[c]); }
+        } else for (int64 c = 0; c < C; c++) {
+            const float* xr = x + (o * C + c) * inner; const float* gr = g + (o * C + c) * inner;
+            const float m = mean[c];
+            double s = 0.0, sc = 0.0;
+            #pragma omp simd reduction(+:s, sc)
+            for (int64 i = 0; i < inner; i++) { s += gr[i]; sc += (double)gr[i] * (xr[i] - m); }
+            acc_g[c] += s; acc_gc[c] += sc;
+        }
+    #pragma omp single
+    for (int64 c = 0; c < C; c++) {
+        double s = 0.0, sc = 0.0;
+        for (int t = 0; t < threads; t++) { s += part_g[t * C + c]; sc += part_gc[t * C + c]; }
+        const double is = invstd[c];
+        mean_g[c] = (float)(s / n);
+        slope[c] = (float)(sc / n * is * is);
+        scale[c] = invstd[c] * w[c];
+        dw[c] = (float)(sc * is);
+        db[c] = (float)s;
+    }
+    #pragma omp for schedule(static)
+    for (int64 o = 0; o < outer; o++)
+        if (inner == 1) {
+            const float* xr = x + o * C; const float* gr = g + o * C; float* dr = dx + o * C;
+            #pragma omp simd
+            for (int64 c = 0; c < C; c++) dr[c] = scale[c] * (gr[c] - mean_g[c] - (xr[c] - mean[c]) * slope[c]);
+        } else for (int64 c = 0; c < C; c++) {
+            const float* xr = x + (o * C + c) * inner; const float* gr = g + (o * C + c) * inner;
+            float* dr = dx + (o * C + c) * inner;
+            const float m = mean[c], mg = mean_g[c], sl = slope[c], sc = scale[c];
+            #pragma omp simd
+            for (int64 i = 0; i < inner; i++) dr[i] = sc * (gr[i] - mg - (xr[i] - m) * sl);
+        }
+}
+"""
+
+
+class BatchNormTrain(jt.Function):
+    """Normalisation by the batch's statistics over axis 1: mean and variance in two passes, every sum over the
+    batch (forward and backward) in float64, PyTorch's backward formula. After the forward, ``mean`` (float32),
+    ``var`` (biased, float64) and ``n`` (values per channel) are there for the running statistics."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var) -> jt.Var:
+        c = x.shape[1]
+        self.n = x.numel() // c
+        y, self.mean, self.var, self.invstd = jt.code(
+            [x.shape, [c], [c], [c]], [x.dtype, x.dtype, "float64", x.dtype], [x, weight, bias],
+            cpu_header=_HEADER, cpu_src=_BATCH_NORM_FORWARD.replace("@EPS", repr(float(self.eps))))
+        self.x, self.weight = x, weight
+        return y
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
+                             [self.x, self.weight, self.mean, self.invstd, g],
+                             cpu_header=_HEADER, cpu_src=_BATCH_NORM_BACKWARD))
