@@ -1,5 +1,6 @@
-"""Multithreaded CPU kernels for the layers that dominate a training step besides the matrix products: the
-bias + exact GELU between an MLP's two linears, and LayerNorm, each forward and backward.
+"""Multithreaded CPU kernels for the layers that dominate a training step besides the matrix products and
+convolutions: the bias + exact GELU between an MLP's two linears, LayerNorm, BatchNorm (training) and ReLU,
+each forward and backward.
 
 Jittor's CPU kernels (everything but oneDNN's conv and matmul) run on one thread; its ``parallel`` loop option
 interleaves elements across threads and is 6x slower. These are OpenMP loops over rows, vectorised by the
@@ -339,3 +340,58 @@ class BatchNormTrain(jt.Function):
         return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
                              [self.x, self.weight, self.mean, self.invstd, g],
                              cpu_header=_HEADER, cpu_src=_BATCH_NORM_BACKWARD))
+
+
+_RELU_FORWARD = """
+const float* x = in0_p; float* y = out0_p; const int64 n = in0->num;
+#pragma omp parallel for simd schedule(static)
+for (int64 i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+"""
+
+_RELU_BACKWARD = """
+const float* y = in0_p; const float* g = in1_p; float* dx = out0_p; const int64 n = in0->num;
+#pragma omp parallel for simd schedule(static)
+for (int64 i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? g[i] : 0.0f;
+"""
+
+
+class ReLU(jt.Function):
+    """``max(x, 0)``; the backward passes the gradient where the output is positive, as PyTorch's does."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        self.y = jt.code(x.shape, x.dtype, [x], cpu_header=_HEADER, cpu_src=_RELU_FORWARD)
+        return self.y
+
+    def grad(self, g: jt.Var) -> jt.Var:
+        return jt.code(g.shape, g.dtype, [self.y, g], cpu_header=_HEADER, cpu_src=_RELU_BACKWARD)
+
+
+def _sgd_source(weight_decay: bool, momentum: bool, first: bool, nesterov: bool) -> str:
+    """torch.optim.SGD's update of one parameter; ``in*`` = p, g, [buf], hyper = (lr, wd, momentum, 1 - damp)."""
+    hyper = "in3_p" if momentum and not first else "in2_p"
+    lines = [f"const float lr = {hyper}[0], wd = {hyper}[1], mom = {hyper}[2], undamped = {hyper}[3];",
+             "const float* p = in0_p; const float* g = in1_p; float* new_p = out0_p;",
+             "const int64 n = in0->num;"]
+    if momentum:
+        lines.append("float* new_buf = out1_p;" + ("" if first else " const float* buf = in2_p;"))
+    lines += ["#pragma omp parallel for simd schedule(static) if(n > 32768)",
+              "for (int64 i = 0; i < n; i++) {",
+              "    float d = g[i]" + (" + wd * p[i]" if weight_decay else "") + ";"]
+    if momentum:
+        lines.append("    const float b = " + ("d" if first else "mom * buf[i] + undamped * d") + ";")
+        lines.append("    new_buf[i] = b;")
+        lines.append("    d = " + ("d + mom * b" if nesterov else "b") + ";")
+    lines += ["    new_p[i] = p[i] - lr * d;", "}"]
+    return "\n".join(lines)
+
+
+def sgd_update(p: jt.Var, g: jt.Var, buf: jt.Var | None, lr: float, weight_decay: float, momentum: float,
+               dampening: float, nesterov: bool) -> tuple[jt.Var, jt.Var | None]:
+    """One torch.optim.SGD step of parameter ``p``: (its new value, the new momentum buffer or None)."""
+    hyper = jt.array([lr, weight_decay, momentum, 1 - dampening], dtype="float32")
+    src = _sgd_source(bool(weight_decay), bool(momentum), buf is None, nesterov)
+    if not momentum:
+        return jt.code(p.shape, p.dtype, [p, g, hyper], cpu_header=_HEADER, cpu_src=src), None
+    inputs = [p, g, hyper] if buf is None else [p, g, buf, hyper]
+    new_p, new_buf = jt.code([p.shape, p.shape], [p.dtype, p.dtype], inputs, cpu_header=_HEADER, cpu_src=src)
+    return new_p, new_buf

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from jittor_support import cpu_kernels
 from jittor_support.runtime import jt
 
 
@@ -80,6 +81,14 @@ class SGD(Optimizer):
                                       nesterov=nesterov))
 
     def _update(self, p: jt.Var, g: jt.Var, state: dict[str, Any], group: dict[str, Any]) -> None:
+        if cpu_kernels.enabled() and p.dtype == "float32" and g.dtype == "float32":
+            new_p, buf = cpu_kernels.sgd_update(p, g, state.get("momentum_buffer"), group["lr"],
+                                                group["weight_decay"], group["momentum"], group["dampening"],
+                                                group["nesterov"])
+            if buf is not None:
+                state["momentum_buffer"] = buf.stop_grad()
+            p.update(new_p)
+            return
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
         if group["momentum"]:

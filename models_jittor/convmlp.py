@@ -14,14 +14,15 @@ from jittor_support.einops_jittor import Rearrange
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, ReLU
 from .registry import register_model
 
 
 def conv_bn_relu(in_dim: int, out_dim: int, kernel: int, stride: int = 1) -> list[nn.Module]:
-    # our BatchNorm2d, not Jittor's: Jittor's trains with inaccurate statistics and a biased running variance
+    # our BatchNorm2d, not Jittor's: Jittor's trains with inaccurate statistics and a biased running variance;
+    # our ReLU: Jittor's runs on one CPU thread
     return [nn.Conv2d(in_dim, out_dim, kernel, stride=stride, padding=kernel // 2, bias=False),
-            BatchNorm2d(out_dim), nn.ReLU()]
+            BatchNorm2d(out_dim), ReLU()]
 
 
 class ConvTokenizer(nn.Module):

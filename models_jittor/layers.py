@@ -1,4 +1,4 @@
-"""Layers shared by the Jittor models: stochastic depth, the GELU choice, LayerNorm, BatchNorm2d, the MLP."""
+"""Layers shared by the Jittor models: stochastic depth, the GELU choice, LayerNorm, BatchNorm2d, ReLU, the MLP."""
 from __future__ import annotations
 
 import math
@@ -147,6 +147,13 @@ class BatchNorm2d(nn.Module):
         self.running_mean.update((1 - m) * self.running_mean + m * norm.mean.stop_grad())
         self.running_var.update((1 - m) * self.running_var + m * unbiased.stop_grad())
         return out
+
+
+class ReLU(nn.ReLU):
+    """Jittor's ReLU, as a multithreaded kernel on the CPU (Jittor's own runs on one thread)."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        return cpu_kernels.ReLU()(x) if cpu_kernels.enabled() else super().execute(x)
 
 
 class DropPath(nn.Module):

@@ -1,0 +1,142 @@
+"""The multithreaded CPU kernels (``jittor_support.cpu_kernels``) behind Jittor's GELU, LayerNorm, BatchNorm and
+ReLU: forward and backward against float64 PyTorch, at least as accurate as float32 PyTorch, and equal to the
+Jittor-op forms that CUDA runs."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from jittor_support import cpu_kernels
+from jittor_support.runtime import jt
+from models_jittor import layers as jl
+
+
+def _torch_reference(fn: Callable[..., torch.Tensor], inputs: list[np.ndarray], grad: np.ndarray,
+                     dtype: torch.dtype) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(output, gradient of every input) of ``fn`` in PyTorch at ``dtype``, for output gradient ``grad``."""
+    ts = [torch.tensor(a, dtype=dtype, requires_grad=True) for a in inputs]
+    out = fn(*ts)
+    out.backward(torch.tensor(grad, dtype=dtype))
+    return out.detach().double().numpy(), [t.grad.double().numpy() for t in ts]
+
+
+def _jittor_run(module: jt.Module, x: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    xj = jt.array(x)
+    params = [p for p in module.parameters() if not p.is_stop_grad()]
+    out = module(xj)
+    grads = jt.grad((out * jt.array(grad)).sum(), [xj] + params)
+    return out.numpy().astype(np.float64), [g.numpy().astype(np.float64) for g in grads]
+
+
+def _assert_as_accurate(jittor: np.ndarray, torch32: np.ndarray, exact: np.ndarray, floor: float) -> None:
+    """Jittor is at most 2x as far from the float64 result as float32 PyTorch, or within ``floor`` of the
+    result's scale."""
+    scale = np.abs(exact).max()
+    torch_err, jittor_err = np.abs(torch32 - exact).max(), np.abs(jittor - exact).max()
+    assert jittor_err <= max(2 * torch_err, floor * scale), (jittor_err, torch_err, scale)
+
+
+@pytest.fixture(params=["kernels", "jittor-ops"])
+def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each layer test runs on the CPU kernels and on the Jittor-op forms that CUDA runs."""
+    if request.param == "jittor-ops":
+        monkeypatch.setattr(cpu_kernels, "enabled", lambda: False)
+    return request.param
+
+
+def _set(module: jt.Module, **values: np.ndarray) -> None:
+    for k, v in values.items():
+        getattr(module, k).assign(jt.array(v))
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_gelu_with_and_without_bias(kernel_path: str, scale: float):
+    rng = np.random.RandomState(0)
+    x = (scale * rng.standard_normal((4, 37, 96))).astype(np.float32)  # past the erf clamp at 4 * sqrt(2)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    exact, exact_grads = _torch_reference(torch.nn.functional.gelu, [x], g, torch.float64)
+    t32, t32_grads = _torch_reference(torch.nn.functional.gelu, [x], g, torch.float32)
+    out, grads = _jittor_run(jl.ErfGELU(), x, g)
+    _assert_as_accurate(out, t32, exact, 1e-6)
+    _assert_as_accurate(grads[0], t32_grads[0], exact_grads[0], 1e-5)
+
+    fc, bias = jt.nn.Linear(96, 96), rng.standard_normal(96).astype(np.float32)
+    _set(fc, weight=np.eye(96, dtype=np.float32), bias=bias)
+
+    class LinearGELU(jt.Module):
+        def __init__(self) -> None:
+            self.fc, self.act = fc, jl.ErfGELU()
+
+        def execute(self, v: jt.Var) -> jt.Var:
+            return jl.linear_act(self.fc, self.act, v)
+
+    fn = lambda v, b: torch.nn.functional.gelu(v + b)  # noqa: E731
+    exact, exact_grads = _torch_reference(fn, [x, bias], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [x, bias], g, torch.float32)
+    out, grads = _jittor_run(LinearGELU(), x, g)
+    _assert_as_accurate(out, t32, exact, 1e-6)
+    _assert_as_accurate(grads[0], t32_grads[0], exact_grads[0], 1e-5)  # through the identity weight
+    _assert_as_accurate(grads[2], t32_grads[1], exact_grads[1], 1e-6)  # the bias: a sum over 148 rows
+
+
+@pytest.mark.parametrize("mean,std", [(0.0, 1.0), (100.0, 0.01)])
+def test_layernorm_forward_and_backward(kernel_path: str, mean: float, std: float):
+    rng = np.random.RandomState(1)
+    x = (mean + std * rng.standard_normal((8, 49, 192))).astype(np.float32)
+    w, b = (1 + 0.1 * rng.standard_normal((2, 192))).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    fn = lambda v, wt, bs: torch.nn.functional.layer_norm(v, (192,), wt, bs, eps=1e-6)  # noqa: E731
+    exact, exact_grads = _torch_reference(fn, [x, w, b], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [x, w, b], g, torch.float32)
+    ln = jl.LayerNorm(192, eps=1e-6)
+    _set(ln, weight=w, bias=b)
+    out, grads = _jittor_run(ln, x, g)
+    _assert_as_accurate(out, t32, exact, 2e-6)
+    for got, t, e in zip(grads, t32_grads, exact_grads):  # x, weight, bias
+        _assert_as_accurate(got, t, e, 2e-6)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "rows"])
+def test_batchnorm_training_forward_backward_and_statistics(kernel_path: str, layout: str):
+    rng = np.random.RandomState(2)
+    shape = (6, 24, 9, 11) if layout == "nchw" else (6 * 9 * 11, 24)  # rows: sMLPNet's channels-last BN
+    x = (5 + 0.5 * rng.standard_normal(shape)).astype(np.float32)
+    w, b = (1 + 0.1 * rng.standard_normal((2, 24))).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    fn = lambda v, wt, bs: torch.nn.functional.batch_norm(v, None, None, wt, bs, training=True)  # noqa: E731
+    exact, exact_grads = _torch_reference(fn, [x, w, b], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [x, w, b], g, torch.float32)
+    bn = jl.BatchNorm2d(24)
+    _set(bn, weight=w, bias=b)
+    bn.train()
+    out, grads = _jittor_run(bn, x, g)
+    _assert_as_accurate(out, t32, exact, 1e-6)
+    for got, t, e in zip(grads, t32_grads, exact_grads):  # x, weight, bias
+        _assert_as_accurate(got, t, e, 1e-6)
+    axes = (0, 2, 3) if layout == "nchw" else (0,)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x64.mean(axes), rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * x64.var(axes, ddof=1), rtol=1e-6)
+
+
+def test_relu_passes_the_gradient_where_the_output_is_positive(kernel_path: str):
+    x = np.array([[-2.0, -0.0, 0.0, 1e-30, 3.0]], dtype=np.float32)
+    g = np.array([[1.0, 2.0, 3.0, 4.0, 5.0]], dtype=np.float32)
+    out, (grad,) = _jittor_run(jl.ReLU(), x, g)
+    t_out, (t_grad,) = _torch_reference(torch.relu, [x], g, torch.float32)
+    np.testing.assert_array_equal(out, t_out)
+    np.testing.assert_array_equal(grad, t_grad)  # zero at 0, as PyTorch's threshold_backward
+
+
+def test_kernels_are_deterministic():
+    """Per-thread float64 partial sums added in thread order: the same input gives the same bits."""
+    rng = np.random.RandomState(3)
+    x = rng.standard_normal((64, 50, 96)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    ln = jl.LayerNorm(96)
+    runs = [_jittor_run(ln, x, g)[1] for _ in range(2)]
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
