@@ -10,6 +10,8 @@ are parallel).
 """
 from __future__ import annotations
 
+import math
+
 from jittor_support.runtime import jt
 
 # erf(x) ~ x * P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is +-1 in float32): the rational form vectorised erf
@@ -395,3 +397,78 @@ def sgd_update(p: jt.Var, g: jt.Var, buf: jt.Var | None, lr: float, weight_decay
     inputs = [p, g, hyper] if buf is None else [p, g, buf, hyper]
     new_p, new_buf = jt.code([p.shape, p.shape], [p.dtype, p.dtype], inputs, cpu_header=_HEADER, cpu_src=src)
     return new_p, new_buf
+
+
+def _permute_source(shape: tuple[int, ...], order: tuple[int, ...], bias_axis: int | None, backward: bool) -> str:
+    """The kernel of ``y = x.permute(order) (+ bias along output axis bias_axis, not the last)`` for ``x`` of
+    ``shape``, one output row per iteration. With ``backward`` it maps the gradient back instead: ``in0`` is the
+    output gradient (permuted layout), ``out0`` the input gradient, ``out1`` the bias gradient (the sum over all
+    but ``bias_axis``)."""
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    out_shape = [shape[i] for i in order]
+    step, bias_size = strides[order[-1]], None if bias_axis is None else out_shape[bias_axis]
+    lines = ["const float* x = in0_p; float* y = out0_p;",
+             f"const int64 outer = {math.prod(out_shape[:-1])}, last = {out_shape[-1]};"]
+    if bias_size and backward:
+        lines += ["const int threads = omp_get_max_threads();", f"std::vector<double> part(threads * {bias_size}, 0.0);"]
+    elif bias_size:
+        lines.append("const float* b = in1_p;")
+    lines += ["#pragma omp parallel num_threads(omp_get_max_threads())", "{"]
+    if bias_size and backward:
+        lines.append(f"double* acc = part.data() + omp_get_thread_num() * {bias_size};")
+    lines += ["#pragma omp for schedule(static)", "for (int64 o = 0; o < outer; o++) {",
+              "    int64 rem = o, src = 0;"]
+    for axis in range(len(order) - 2, -1, -1):
+        lines.append(f"    const int64 i{axis} = rem % {out_shape[axis]}; rem /= {out_shape[axis]}; "
+                     f"src += i{axis} * {strides[order[axis]]};")
+    if backward:
+        lines += ["    const float* xs = x + o * last; float* yd = y + src;",
+                  f"    for (int64 j = 0; j < last; j++) yd[j * {step}] = xs[j];"]
+        if bias_size:
+            lines += ["    double s = 0.0;", "    for (int64 j = 0; j < last; j++) s += xs[j];",
+                      f"    acc[i{bias_axis}] += s;"]
+    else:
+        add = "" if bias_size is None else f" + b[i{bias_axis}]"
+        lines += ["    const float* xs = x + src; float* yd = y + o * last;",
+                  f"    for (int64 j = 0; j < last; j++) yd[j] = xs[j * {step}]{add};"]
+    lines += ["}", "}"]
+    if bias_size and backward:
+        lines.append(f"mlpzoo_column_sums(part, threads, {bias_size}, out1_p);")
+    return "\n".join(lines)
+
+
+class Permute(jt.Function):
+    """``x.permute(order)``, plus ``bias`` along output axis ``bias_axis`` (not the last) if given: one pass over
+    memory on all threads (Jittor's transpose runs on one)."""
+
+    def __init__(self, order: tuple[int, ...], bias_axis: int | None = None) -> None:
+        self.order, self.bias_axis = tuple(order), bias_axis
+        if bias_axis is not None and bias_axis == len(order) - 1:
+            raise ValueError("the bias axis of a Permute cannot be the last")
+
+    def execute(self, x: jt.Var, bias: jt.Var | None = None) -> jt.Var:
+        self.shape = tuple(x.shape)
+        out_shape = [self.shape[i] for i in self.order]
+        src = _permute_source(self.shape, self.order, self.bias_axis if bias is not None else None, backward=False)
+        return jt.code(out_shape, x.dtype, [x] if bias is None else [x, bias], cpu_header=_HEADER, cpu_src=src)
+
+    def grad(self, g: jt.Var) -> jt.Var | tuple[jt.Var, jt.Var]:
+        src = _permute_source(self.shape, self.order, self.bias_axis, backward=True)
+        if self.bias_axis is None:
+            return jt.code(self.shape, g.dtype, [g], cpu_header=_HEADER, cpu_src=src)
+        bias_size = self.shape[self.order[self.bias_axis]]
+        dx, dbias = jt.code([self.shape, [bias_size]], [g.dtype, g.dtype], [g], cpu_header=_HEADER, cpu_src=src)
+        return dx, dbias
+
+
+def permute(x: jt.Var, order: tuple[int, ...], bias: jt.Var | None = None, bias_axis: int | None = None) -> jt.Var:
+    """``x.permute(order)`` (+ ``bias`` along output axis ``bias_axis``): the kernel on the CPU, Jittor's ops on
+    CUDA."""
+    if enabled():
+        return Permute(order, bias_axis)(x) if bias is None else Permute(order, bias_axis)(x, bias)
+    y = x.permute(order)
+    if bias is None:
+        return y
+    return y + bias.reshape((-1,) + (1,) * (x.ndim - 1 - bias_axis))

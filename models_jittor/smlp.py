@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
 
@@ -65,13 +66,14 @@ class AxialMix(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         # Jittor multiplies batched matrices on the CPU with a slow loop, so the mixed axis goes first and
-        # one (N, N) @ (N, rest) product does all; the bias is added once back in place, fused with the permute
+        # one (N, N) @ (N, rest) product does all; the bias is added once back in place, in the permute (our
+        # multithreaded one: Jittor's transposes run on one CPU thread)
         order = (1, 0, 2, 3) if self.axis == "h" else (2, 0, 1, 3)
-        rows = x.permute(order)
+        rows = permute(x, order)
         mixed = jt.matmul(self.weight, rows.reshape(rows.shape[0], -1)).reshape(rows.shape)
         if self.axis == "h":
-            return mixed.permute(order) + self.bias.reshape((-1, 1, 1))
-        return mixed.permute(1, 2, 0, 3) + self.bias.reshape((-1, 1))
+            return permute(mixed, order, self.bias, bias_axis=1)
+        return permute(mixed, (1, 2, 0, 3), self.bias, bias_axis=2)
 
 
 class SparseTokenMix(nn.Module):

@@ -6,6 +6,7 @@ Layout channels-last (B, H, W, C) after the patch embedding. Each block:
 """
 from __future__ import annotations
 
+from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
 
@@ -42,9 +43,10 @@ class WeightedPermuteMlp(nn.Module):
             raise ValueError(f"ViP's permute needs a {G}x{G} token grid here, got {H}x{W}")
         S = C // G
         seg = x.reshape(B, H, W, G, S)
-        h = self.mix_h(seg.permute(0, 2, 3, 1, 4).reshape(B, W, G, H * S))
+        # our permute: Jittor's transposes run on one CPU thread (the ones below fuse into the reweighting)
+        h = self.mix_h(permute(seg, (0, 2, 3, 1, 4)).reshape(B, W, G, H * S))
         h = h.reshape(B, W, G, H, S).permute(0, 3, 1, 2, 4)
-        w = self.mix_w(seg.permute(0, 1, 3, 2, 4).reshape(B, H, G, W * S))
+        w = self.mix_w(permute(seg, (0, 1, 3, 2, 4)).reshape(B, H, G, W * S))
         w = w.reshape(B, H, G, W, S).permute(0, 1, 3, 2, 4)
         c = self.mix_c(x).reshape(B, H, W, G, S)
         a = (c + h + w).mean((1, 2)).reshape(B, C)
