@@ -1,6 +1,6 @@
-"""Multithreaded CPU kernels for the layers that dominate a training step besides the matrix products and
-convolutions: the bias + exact GELU between an MLP's two linears, LayerNorm, BatchNorm (training) and ReLU,
-each forward and backward.
+"""Multithreaded CPU kernels for the work that dominates a training step besides the matrix products and
+convolutions: the bias + exact GELU between an MLP's two linears, LayerNorm, BatchNorm (training), ReLU,
+permutes (with a bias add), ViP's branch fusion and the SGD update, each forward and backward.
 
 Jittor's CPU kernels (everything but oneDNN's conv and matmul) run on one thread; its ``parallel`` loop option
 interleaves elements across threads and is 6x slower. These are OpenMP loops over rows, vectorised by the
@@ -472,3 +472,111 @@ def permute(x: jt.Var, order: tuple[int, ...], bias: jt.Var | None = None, bias_
     if bias is None:
         return y
     return y + bias.reshape((-1,) + (1,) * (x.ndim - 1 - bias_axis))
+
+
+# Vision Permutator's branch fusion on (B, H, W, G, S) positions: the channel branch c is (B, H, W, G, S), the
+# H branch h comes as the H-mixing product's (B, W, G, H, S) and the W branch w as (B, H, G, W, S), so that no
+# permute is ever materialised. Each (b, g) pair is one task: no two tasks write the same element.
+_PERMUTATOR_INDEX = """
+const int64 B = in0->shape[0], H = in0->shape[1], W = in0->shape[2], G = in0->shape[3], S = in0->shape[4];
+#define C_AT(b, i, j, g) ((((b) * H + (i)) * W + (j)) * G + (g)) * S
+#define H_AT(b, i, j, g) ((((b) * W + (j)) * G + (g)) * H + (i)) * S
+#define W_AT(b, i, j, g) ((((b) * H + (i)) * G + (g)) * W + (j)) * S
+"""
+
+_PERMUTATOR_POOL_FORWARD = _PERMUTATOR_INDEX + """
+const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; float* pooled = out0_p;
+#pragma omp parallel for schedule(static)
+for (int64 bg = 0; bg < B * G; bg++) {
+    const int64 b = bg / G, g = bg % G;
+    std::vector<double> acc(S, 0.0);
+    for (int64 i = 0; i < H; i++)
+        for (int64 j = 0; j < W; j++) {
+            const float* cp = c + C_AT(b, i, j, g); const float* hp = h + H_AT(b, i, j, g);
+            const float* wp = w + W_AT(b, i, j, g);
+            for (int64 s = 0; s < S; s++) acc[s] += (cp[s] + hp[s]) + wp[s];
+        }
+    for (int64 s = 0; s < S; s++) pooled[(b * G + g) * S + s] = (float)(acc[s] / (H * W));
+}
+"""
+
+_PERMUTATOR_POOL_BACKWARD = _PERMUTATOR_INDEX + """
+const float* dp = in3_p; float* dc = out0_p; float* dh = out1_p; float* dw = out2_p;
+#pragma omp parallel for schedule(static)
+for (int64 bg = 0; bg < B * G; bg++) {
+    const int64 b = bg / G, g = bg % G;
+    const float* d = dp + (b * G + g) * S; const float inv = 1.0f / (H * W);
+    for (int64 i = 0; i < H; i++)
+        for (int64 j = 0; j < W; j++) {
+            float* cp = dc + C_AT(b, i, j, g); float* hp = dh + H_AT(b, i, j, g); float* wp = dw + W_AT(b, i, j, g);
+            for (int64 s = 0; s < S; s++) { const float v = d[s] * inv; cp[s] = v; hp[s] = v; wp[s] = v; }
+        }
+}
+"""
+
+_PERMUTATOR_MIX_FORWARD = _PERMUTATOR_INDEX + """
+const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; const float* a = in3_p; float* y = out0_p;
+#pragma omp parallel for schedule(static)
+for (int64 bg = 0; bg < B * G; bg++) {
+    const int64 b = bg / G, g = bg % G;
+    const float* ag = a + (b * G + g) * S * 3;
+    for (int64 i = 0; i < H; i++)
+        for (int64 j = 0; j < W; j++) {
+            const int64 at = C_AT(b, i, j, g);
+            const float* hp = h + H_AT(b, i, j, g); const float* wp = w + W_AT(b, i, j, g);
+            for (int64 s = 0; s < S; s++)
+                y[at + s] = (c[at + s] * ag[3 * s + 2] + hp[s] * ag[3 * s]) + wp[s] * ag[3 * s + 1];
+        }
+}
+"""
+
+_PERMUTATOR_MIX_BACKWARD = _PERMUTATOR_INDEX + """
+const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; const float* a = in3_p;
+const float* dy = in4_p; float* dc = out0_p; float* dh = out1_p; float* dw = out2_p; float* da = out3_p;
+#pragma omp parallel for schedule(static)
+for (int64 bg = 0; bg < B * G; bg++) {
+    const int64 b = bg / G, g = bg % G;
+    const float* ag = a + (b * G + g) * S * 3;
+    std::vector<double> acc(S * 3, 0.0);
+    for (int64 i = 0; i < H; i++)
+        for (int64 j = 0; j < W; j++) {
+            const int64 at = C_AT(b, i, j, g), ht = H_AT(b, i, j, g), wt = W_AT(b, i, j, g);
+            for (int64 s = 0; s < S; s++) {
+                const float d = dy[at + s];
+                dc[at + s] = d * ag[3 * s + 2]; dh[ht + s] = d * ag[3 * s]; dw[wt + s] = d * ag[3 * s + 1];
+                acc[3 * s] += (double)d * h[ht + s];
+                acc[3 * s + 1] += (double)d * w[wt + s];
+                acc[3 * s + 2] += (double)d * c[at + s];
+            }
+        }
+    for (int64 k = 0; k < S * 3; k++) da[(b * G + g) * S * 3 + k] = (float)acc[k];
+}
+"""
+
+
+class PermutatorPool(jt.Function):
+    """ViP: the mean over H and W of ``c + h + w`` (h, w in their mixing products' layouts), as (B, G * S)."""
+
+    def execute(self, c: jt.Var, h: jt.Var, w: jt.Var) -> jt.Var:
+        self.inputs = (c, h, w)
+        b, _, _, g, s = c.shape
+        return jt.code([b, g * s], c.dtype, [c, h, w], cpu_header=_HEADER, cpu_src=_PERMUTATOR_POOL_FORWARD)
+
+    def grad(self, d: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        c, h, w = self.inputs
+        return tuple(jt.code([c.shape, h.shape, w.shape], [c.dtype] * 3, [c, h, w, d], cpu_header=_HEADER,
+                             cpu_src=_PERMUTATOR_POOL_BACKWARD))
+
+
+class PermutatorMix(jt.Function):
+    """ViP: ``c * a[..., 2] + h * a[..., 0] + w * a[..., 1]`` on (B, H, W, G, S) positions, with ``a`` the
+    (B, G, S, 3) branch weights and h, w in their mixing products' layouts."""
+
+    def execute(self, c: jt.Var, h: jt.Var, w: jt.Var, a: jt.Var) -> jt.Var:
+        self.inputs = (c, h, w, a)
+        return jt.code(c.shape, c.dtype, [c, h, w, a], cpu_header=_HEADER, cpu_src=_PERMUTATOR_MIX_FORWARD)
+
+    def grad(self, d: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var, jt.Var]:
+        c, h, w, a = self.inputs
+        return tuple(jt.code([c.shape, h.shape, w.shape, a.shape], [c.dtype] * 4, [c, h, w, a, d],
+                             cpu_header=_HEADER, cpu_src=_PERMUTATOR_MIX_BACKWARD))

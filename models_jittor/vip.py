@@ -6,6 +6,7 @@ Layout channels-last (B, H, W, C) after the patch embedding. Each block:
 """
 from __future__ import annotations
 
+from jittor_support import cpu_kernels
 from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
@@ -43,12 +44,15 @@ class WeightedPermuteMlp(nn.Module):
             raise ValueError(f"ViP's permute needs a {G}x{G} token grid here, got {H}x{W}")
         S = C // G
         seg = x.reshape(B, H, W, G, S)
-        # our permute: Jittor's transposes run on one CPU thread (the ones below fuse into the reweighting)
-        h = self.mix_h(permute(seg, (0, 2, 3, 1, 4)).reshape(B, W, G, H * S))
-        h = h.reshape(B, W, G, H, S).permute(0, 3, 1, 2, 4)
-        w = self.mix_w(permute(seg, (0, 1, 3, 2, 4)).reshape(B, H, G, W * S))
-        w = w.reshape(B, H, G, W, S).permute(0, 1, 3, 2, 4)
+        # our permutes and branch fusion on the CPU: Jittor runs transposes and elementwise work on one thread
+        h = self.mix_h(permute(seg, (0, 2, 3, 1, 4)).reshape(B, W, G, H * S)).reshape(B, W, G, H, S)
+        w = self.mix_w(permute(seg, (0, 1, 3, 2, 4)).reshape(B, H, G, W * S)).reshape(B, H, G, W, S)
         c = self.mix_c(x).reshape(B, H, W, G, S)
+        if cpu_kernels.enabled():
+            a = cpu_kernels.PermutatorPool()(c, h, w)
+            a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1)
+            return self.proj(cpu_kernels.PermutatorMix()(c, h, w, a).reshape(B, H, W, C))
+        h, w = h.permute(0, 3, 1, 2, 4), w.permute(0, 1, 3, 2, 4)
         a = (c + h + w).mean((1, 2)).reshape(B, C)
         a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1).reshape(B, 1, 1, G, S, 3)
         x = c * a[..., 2] + h * a[..., 0] + w * a[..., 1]  # Jittor fuses these lazily (PyTorch: in place)

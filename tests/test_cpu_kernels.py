@@ -140,3 +140,39 @@ def test_kernels_are_deterministic():
     runs = [_jittor_run(ln, x, g)[1] for _ in range(2)]
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+def _module_both_paths(make: Callable[[], jt.Module], x: np.ndarray,
+                       monkeypatch: pytest.MonkeyPatch) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Output and gradients (input, then parameters) of the same module on the CPU kernels and on Jittor ops."""
+    rng = np.random.RandomState(4)
+    module = make()
+    for p in module.parameters():  # biases included, so that every bias path is exercised
+        p.assign(jt.array(rng.standard_normal(p.shape).astype(np.float32) * 0.2))
+    g = None
+    runs = []
+    for enabled in (True, False):
+        monkeypatch.setattr(cpu_kernels, "enabled", lambda: enabled)
+        out = module(jt.array(x))
+        g = rng.standard_normal(out.shape).astype(np.float32) if g is None else g
+        out, grads = _jittor_run(module, x, g)
+        runs.append([out] + grads)
+    return runs[0], runs[1]
+
+
+@pytest.mark.parametrize("family", ["smlp_axial_h", "smlp_axial_w", "mixer_tokens", "vip_permute"])
+def test_permuting_modules_equal_their_jittor_op_forms(family: str, monkeypatch: pytest.MonkeyPatch):
+    """sMLPNet's axial mixing, Mixer's token MLP and ViP's permute MLP take the permute and branch-fusion kernels
+    on the CPU; CUDA runs their Jittor-op forms: the two give the same outputs and gradients."""
+    from models_jittor import mixer, smlp, vip
+
+    makers = {"smlp_axial_h": (lambda: smlp.AxialMix(7, "h"), (2, 7, 5, 16)),
+              "smlp_axial_w": (lambda: smlp.AxialMix(5, "w"), (2, 7, 5, 16)),
+              "mixer_tokens": (lambda: mixer.TokenMlp(35, 24), (2, 35, 16)),
+              "vip_permute": (lambda: vip.WeightedPermuteMlp(32, 8), (2, 8, 8, 32))}
+    make, shape = makers[family]
+    x = np.random.RandomState(5).standard_normal(shape).astype(np.float32)
+    kernels, ops = _module_both_paths(make, x, monkeypatch)
+    assert len(kernels) == len(ops) >= 2
+    for a, b in zip(kernels, ops):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
