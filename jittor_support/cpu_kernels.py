@@ -178,8 +178,22 @@ mlpzoo_column_sums(part_b, threads, C, out2_p);
 """
 
 
-class LayerNormFn(jt.Function):
+class _Normalization(jt.Function):
+    """A normalisation whose forward keeps ``x``, ``weight`` and per-group ``mean`` and ``invstd``, and whose
+    backward kernel ``BACKWARD`` takes (x, weight, mean, invstd, output gradient) to (dx, dweight, dbias)."""
+
+    BACKWARD = ""
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
+                             [self.x, self.weight, self.mean, self.invstd, g],
+                             cpu_header=_HEADER, cpu_src=self.BACKWARD))
+
+
+class LayerNormFn(_Normalization):
     """LayerNorm over the last axis: per-row mean and variance in two float64 passes, PyTorch's backward."""
+
+    BACKWARD = _LAYER_NORM_BACKWARD
 
     def __init__(self, eps: float) -> None:
         self.eps = eps
@@ -191,11 +205,6 @@ class LayerNormFn(jt.Function):
             cpu_header=_HEADER, cpu_src=_LAYER_NORM_FORWARD.replace("@EPS", repr(float(self.eps))))
         self.x, self.weight = x, weight
         return y
-
-    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
-        return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
-                             [self.x, self.weight, self.mean, self.invstd, g],
-                             cpu_header=_HEADER, cpu_src=_LAYER_NORM_BACKWARD))
 
 
 # BatchNorm over axis 1 of (outer, C, inner) memory: (N, C, H*W) for NCHW input, (rows, C, 1) for channels-last
@@ -321,10 +330,12 @@ std::vector<float> mean_g(C), slope(C), scale(C);
 """
 
 
-class BatchNormTrain(jt.Function):
+class BatchNormTrain(_Normalization):
     """Normalisation by the batch's statistics over axis 1: mean and variance in two passes, every sum over the
     batch (forward and backward) in float64, PyTorch's backward formula. After the forward, ``mean`` (float32),
     ``var`` (biased, float64) and ``n`` (values per channel) are there for the running statistics."""
+
+    BACKWARD = _BATCH_NORM_BACKWARD
 
     def __init__(self, eps: float) -> None:
         self.eps = eps
@@ -337,11 +348,6 @@ class BatchNormTrain(jt.Function):
             cpu_header=_HEADER, cpu_src=_BATCH_NORM_FORWARD.replace("@EPS", repr(float(self.eps))))
         self.x, self.weight = x, weight
         return y
-
-    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
-        return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
-                             [self.x, self.weight, self.mean, self.invstd, g],
-                             cpu_header=_HEADER, cpu_src=_BATCH_NORM_BACKWARD))
 
 
 _RELU_FORWARD = """
