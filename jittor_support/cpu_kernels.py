@@ -22,9 +22,10 @@ ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2
          -1.45660718464996e-05)
 
 
-def enabled() -> bool:
-    """Whether the next Jittor op runs on the CPU (the kernels here have no CUDA form)."""
-    return not jt.flags.use_cuda
+def enabled(*tensors: jt.Var) -> bool:
+    """Whether the kernels here can take these tensors: the next Jittor op runs on the CPU (they have no CUDA
+    form) and all are float32 (they read and write float; float64 or float16 models take Jittor's ops)."""
+    return not jt.flags.use_cuda and all(t.dtype == "float32" for t in tensors)
 
 
 def _horner(var: str, coefficients: tuple[float, ...]) -> str:
@@ -472,7 +473,7 @@ class Permute(jt.Function):
 def permute(x: jt.Var, order: tuple[int, ...], bias: jt.Var | None = None, bias_axis: int | None = None) -> jt.Var:
     """``x.permute(order)`` (+ ``bias`` along output axis ``bias_axis``): the kernel on the CPU, Jittor's ops on
     CUDA."""
-    if enabled():
+    if enabled(x) if bias is None else enabled(x, bias):
         return Permute(order, bias_axis)(x) if bias is None else Permute(order, bias_axis)(x, bias)
     y = x.permute(order)
     if bias is None:

@@ -81,10 +81,10 @@ class SGD(Optimizer):
                                       nesterov=nesterov))
 
     def _update(self, p: jt.Var, g: jt.Var, state: dict[str, Any], group: dict[str, Any]) -> None:
-        if cpu_kernels.enabled() and p.dtype == "float32" and g.dtype == "float32":
-            new_p, buf = cpu_kernels.sgd_update(p, g, state.get("momentum_buffer"), group["lr"],
-                                                group["weight_decay"], group["momentum"], group["dampening"],
-                                                group["nesterov"])
+        buf = state.get("momentum_buffer")
+        if cpu_kernels.enabled(p, g, *([] if buf is None else [buf])):
+            new_p, buf = cpu_kernels.sgd_update(p, g, buf, group["lr"], group["weight_decay"], group["momentum"],
+                                                group["dampening"], group["nesterov"])
             if buf is not None:
                 state["momentum_buffer"] = buf.stop_grad()
             p.update(new_p)

@@ -22,7 +22,7 @@ class ErfGELU(nn.Module):
     erf is plain arithmetic: a multithreaded kernel on the CPU, fused Jittor ops on CUDA."""
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if cpu_kernels.enabled():
+        if cpu_kernels.enabled(x):
             return cpu_kernels.GELU()(x)
         t = jt.clamp(x * (1.0 / math.sqrt(2.0)), -4.0, 4.0)
         t2 = t * t
@@ -38,7 +38,7 @@ def _polynomial(x: jt.Var, coefficients: tuple[float, ...]) -> jt.Var:
 
 def linear_act(fc: nn.Linear, act: nn.Module, x: jt.Var) -> jt.Var:
     """``act(fc(x))``; on the CPU, exact GELU takes the linear's bias add into its kernel."""
-    if isinstance(act, ErfGELU) and cpu_kernels.enabled():
+    if isinstance(act, ErfGELU) and fc.bias is not None and cpu_kernels.enabled(x, fc.weight, fc.bias):
         return cpu_kernels.BiasGELU()(nn.matmul_transpose(x, fc.weight), fc.bias)
     return act(fc(x))
 
@@ -88,7 +88,7 @@ class LayerNorm(nn.Module):
         self.bias = jt.zeros(dim)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if cpu_kernels.enabled():
+        if cpu_kernels.enabled(x, self.weight, self.bias):
             return cpu_kernels.LayerNormFn(self.eps)(x, self.weight, self.bias)
         return _LayerNormFn(self.eps)(x, self.weight, self.bias)
 
@@ -139,7 +139,8 @@ class BatchNorm2d(nn.Module):
         if not self.is_training():
             scale = self.weight / jt.sqrt(self.running_var + self.eps)
             return x * scale.broadcast(x, dims) + (self.bias - self.running_mean * scale).broadcast(x, dims)
-        norm = cpu_kernels.BatchNormTrain(self.eps) if cpu_kernels.enabled() else _BatchNormTrain(self.eps)
+        kernel = cpu_kernels.enabled(x, self.weight, self.bias)
+        norm = cpu_kernels.BatchNormTrain(self.eps) if kernel else _BatchNormTrain(self.eps)
         out = norm(x, self.weight, self.bias)
         self._batches += 1
         m = 1.0 / self._batches if self.momentum is None else self.momentum
@@ -153,7 +154,7 @@ class ReLU(nn.ReLU):
     """Jittor's ReLU, as a multithreaded kernel on the CPU (Jittor's own runs on one thread)."""
 
     def execute(self, x: jt.Var) -> jt.Var:
-        return cpu_kernels.ReLU()(x) if cpu_kernels.enabled() else super().execute(x)
+        return cpu_kernels.ReLU()(x) if cpu_kernels.enabled(x) else super().execute(x)
 
 
 class DropPath(nn.Module):

@@ -48,7 +48,7 @@ class WeightedPermuteMlp(nn.Module):
         h = self.mix_h(permute(seg, (0, 2, 3, 1, 4)).reshape(B, W, G, H * S)).reshape(B, W, G, H, S)
         w = self.mix_w(permute(seg, (0, 1, 3, 2, 4)).reshape(B, H, G, W * S)).reshape(B, H, G, W, S)
         c = self.mix_c(x).reshape(B, H, W, G, S)
-        if cpu_kernels.enabled():
+        if cpu_kernels.enabled(c, h, w):
             a = cpu_kernels.PermutatorPool()(c, h, w)
             a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1)
             return self.proj(cpu_kernels.PermutatorMix()(c, h, w, a).reshape(B, H, W, C))

@@ -43,7 +43,7 @@ def _assert_as_accurate(jittor: np.ndarray, torch32: np.ndarray, exact: np.ndarr
 def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each layer test runs on the CPU kernels and on the Jittor-op forms that CUDA runs."""
     if request.param == "jittor-ops":
-        monkeypatch.setattr(cpu_kernels, "enabled", lambda: False)
+        monkeypatch.setattr(cpu_kernels, "enabled", lambda *tensors: False)
     return request.param
 
 
@@ -152,7 +152,7 @@ def _module_both_paths(make: Callable[[], jt.Module], x: np.ndarray,
     g = None
     runs = []
     for enabled in (True, False):
-        monkeypatch.setattr(cpu_kernels, "enabled", lambda: enabled)
+        monkeypatch.setattr(cpu_kernels, "enabled", lambda *tensors: enabled)
         out = module(jt.array(x))
         g = rng.standard_normal(out.shape).astype(np.float32) if g is None else g
         out, grads = _jittor_run(module, x, g)
@@ -176,3 +176,26 @@ def test_permuting_modules_equal_their_jittor_op_forms(family: str, monkeypatch:
     assert len(kernels) == len(ops) >= 2
     for a, b in zip(kernels, ops):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+
+
+def test_float64_takes_jittor_ops():
+    """The kernels read and write float32: a float64 model (e.g. to check against float64 PyTorch) takes
+    Jittor's ops and computes in float64."""
+    rng = np.random.RandomState(6)
+    x = rng.standard_normal((4, 6, 6, 32))
+    ln, bn = jl.LayerNorm(32), jl.BatchNorm2d(6)
+    for module in (ln, bn):
+        for p in module.parameters():
+            p.assign(p.float64())
+    bn.train()
+    xj = jt.array(x).float64()  # jt.array makes float32 of float64 arrays
+    outputs = {"gelu": jl.ErfGELU()(xj), "relu": jl.ReLU()(xj), "layernorm": ln(xj), "batchnorm": bn(xj),
+               "permute": cpu_kernels.permute(xj, (0, 2, 1, 3))}
+    xt = torch.from_numpy(x)
+    expected = {"gelu": torch.nn.functional.gelu(xt), "relu": torch.relu(xt),
+                "layernorm": torch.nn.functional.layer_norm(xt, (32,)),
+                "batchnorm": torch.nn.functional.batch_norm(xt, None, None, training=True),
+                "permute": xt.permute(0, 2, 1, 3)}
+    for name, out in outputs.items():
+        assert out.dtype == "float64", name
+        np.testing.assert_allclose(out.numpy(), expected[name].numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
