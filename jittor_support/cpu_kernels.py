@@ -5,7 +5,7 @@ permutes (with a bias add), ViP's branch fusion and the SGD update, each forward
 Jittor's CPU kernels (everything but oneDNN's conv and matmul) run on one thread; its ``parallel`` loop option
 interleaves elements across threads and is 6x slower. These are OpenMP loops over rows, vectorised by the
 compiler, with every sum over rows (bias, weight gradients) in float64, per thread and then in thread order, so
-a result does not depend on scheduling. On CUDA the layers keep their Jittor-op forms (Jittor's GPU kernels
+a result does not depend on scheduling (only, in its last bit at most, on the thread count). On CUDA the layers keep their Jittor-op forms (Jittor's GPU kernels
 are parallel).
 """
 from __future__ import annotations
@@ -52,6 +52,7 @@ static inline void mlpzoo_column_sums(const std::vector<double>& part, int threa
     }}
 }}
 """
+
 
 def _gelu_forward(bias: bool) -> str:
     return f"""
