@@ -39,7 +39,7 @@ def _polynomial(x: jt.Var, coefficients: tuple[float, ...]) -> jt.Var:
 def linear_act(fc: nn.Linear, act: nn.Module, x: jt.Var) -> jt.Var:
     """``act(fc(x))``; on the CPU, exact GELU takes the linear's bias add into its kernel."""
     if isinstance(act, ErfGELU) and fc.bias is not None and cpu_kernels.enabled(x, fc.weight, fc.bias):
-        return cpu_kernels.BiasGELU()(nn.matmul_transpose(x, fc.weight), fc.bias)
+        return cpu_kernels.BiasGELU()(cpu_kernels.matmul_transpose(x, fc.weight), fc.bias)
     return act(fc(x))
 
 

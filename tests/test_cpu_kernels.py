@@ -199,3 +199,52 @@ def test_float64_takes_jittor_ops():
     for name, out in outputs.items():
         assert out.dtype == "float64", name
         np.testing.assert_allclose(out.numpy(), expected[name].numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("shape,order,bias_axis", [
+    ((2, 7, 5, 16), (1, 0, 2, 3), 0), ((2, 7, 5, 16), (1, 2, 0, 3), 1),  # last axis stays, with sMLPNet's bias
+    ((2, 3, 4, 5, 6), (0, 2, 3, 1, 4), None),  # ViP's branch input
+    ((2, 35, 70), (0, 2, 1), None), ((65, 70), (1, 0), None),  # tiled transposes, partial tiles
+    ((3, 40, 70), (2, 0, 1), None), ((2, 5, 33, 37), (3, 1, 2, 0), None)])
+def test_permute_forward_and_backward(shape: tuple, order: tuple, bias_axis: int | None):
+    rng = np.random.RandomState(7)
+    x = rng.standard_normal(shape).astype(np.float32)
+    out_shape = [shape[i] for i in order]
+    g = rng.standard_normal(out_shape).astype(np.float32)
+    inputs = [x] if bias_axis is None else [x, rng.standard_normal(out_shape[bias_axis]).astype(np.float32)]
+
+    def fn(v: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        y = v.permute(order)
+        return y if b is None else y + b.reshape((-1,) + (1,) * (len(shape) - 1 - bias_axis))
+
+    exact, exact_grads = _torch_reference(fn, inputs, g, torch.float64)
+    vars_ = [jt.array(a) for a in inputs]
+    out = (cpu_kernels.permute(vars_[0], order) if bias_axis is None
+           else cpu_kernels.permute(vars_[0], order, vars_[1], bias_axis))
+    grads = jt.grad((out * jt.array(g)).sum(), vars_)
+    np.testing.assert_allclose(out.numpy(), exact, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(grads[0].numpy(), g.transpose(np.argsort(order)))
+    if bias_axis is not None:
+        np.testing.assert_allclose(grads[1].numpy(), exact_grads[1], rtol=1e-6, atol=1e-5)
+
+
+def test_wide_linear_gradients():
+    """An MLP's first linear (more outputs than inputs) takes its weight gradient as (x.T @ g).T on the CPU: the
+    same gradients as float64 PyTorch and as Jittor's own matmul."""
+    rng = np.random.RandomState(8)
+    x = rng.standard_normal((3, 50, 48)).astype(np.float32)
+    w = (rng.standard_normal((130, 48)) / 7).astype(np.float32)
+    g = rng.standard_normal((3, 50, 130)).astype(np.float32)
+    fn = lambda v, wt: v @ wt.T  # noqa: E731
+    exact, exact_grads = _torch_reference(fn, [x, w], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [x, w], g, torch.float32)
+    runs = []
+    for matmul in (cpu_kernels.matmul_transpose, jt.nn.matmul_transpose):
+        xj, wj = jt.array(x), jt.array(w)
+        out = matmul(xj, wj)
+        runs.append([out.numpy()] + [v.numpy() for v in jt.grad((out * jt.array(g)).sum(), [xj, wj])])
+    _assert_as_accurate(runs[0][0], t32, exact, 1e-6)
+    for got, t, e in zip(runs[0][1:], t32_grads, exact_grads):
+        _assert_as_accurate(got, t, e, 1e-6)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
