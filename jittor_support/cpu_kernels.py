@@ -1,6 +1,7 @@
 """Multithreaded CPU kernels for the work that dominates a training step besides the matrix products and
 convolutions: the bias + exact GELU between an MLP's two linears, LayerNorm, BatchNorm (training), ReLU,
-permutes (with a bias add), ViP's branch fusion and the SGD update, each forward and backward.
+permutes (with a bias add), ViP's branch fusion and the SGD update, each forward and backward; and the weight
+gradient of an MLP's first linear in the orientation oneDNN computes faster.
 
 Jittor's CPU kernels (everything but oneDNN's conv and matmul) run on one thread; its ``parallel`` loop option
 interleaves elements across threads and is 6x slower. These are OpenMP loops over rows, vectorised by the
