@@ -233,8 +233,8 @@ def test_wide_linear_gradients():
     same gradients as float64 PyTorch and as Jittor's own matmul."""
     rng = np.random.RandomState(8)
     x = rng.standard_normal((3, 50, 48)).astype(np.float32)
-    w = (rng.standard_normal((130, 48)) / 7).astype(np.float32)
-    g = rng.standard_normal((3, 50, 130)).astype(np.float32)
+    w = (rng.standard_normal((cpu_kernels.WIDE_ROWS, 48)) / 7).astype(np.float32)
+    g = rng.standard_normal((3, 50, cpu_kernels.WIDE_ROWS)).astype(np.float32)
     fn = lambda v, wt: v @ wt.T  # noqa: E731
     exact, exact_grads = _torch_reference(fn, [x, w], g, torch.float64)
     t32, t32_grads = _torch_reference(fn, [x, w], g, torch.float32)
