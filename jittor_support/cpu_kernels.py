@@ -1,7 +1,8 @@
 """Multithreaded CPU kernels for the work that dominates a training step besides the matrix products and
-convolutions: the bias + exact GELU between an MLP's two linears, LayerNorm, BatchNorm (training), ReLU,
-permutes (with a bias add), ViP's branch fusion and the SGD update, each forward and backward; and the weight
-gradient of an MLP's first linear in the orientation oneDNN computes faster.
+convolutions: the bias + exact GELU between an MLP's two linears, LayerNorm (optionally passing its input through,
+to add a residual's gradient), BatchNorm (training), ReLU, permutes (with a bias add), a residual block's last
+bias + drop path + residual, ViP's branch split, pooling and fusion, and the SGD update, each forward and
+backward; and the weight gradient of an MLP's first linear in the orientation oneDNN computes faster.
 
 Jittor's CPU kernels (everything but oneDNN's conv and matmul) run on one thread; its ``parallel`` loop option
 interleaves elements across threads and is 6x slower. These are OpenMP loops over rows, vectorised by the
@@ -146,36 +147,40 @@ for (int64 r = 0; r < rows; r++) {
 }
 """
 
-_LAYER_NORM_BACKWARD = """
+def _layer_norm_backward(residual: bool) -> str:
+    """(x, weight, mean, invstd, output gradient[, gradient of x from elsewhere]) -> (dx, dweight, dbias); the
+    other gradient of x (a residual's) is added in the same pass."""
+    return f"""
 const float* x = in0_p; const float* w = in1_p; const float* mean = in2_p; const float* invstd = in3_p;
-const float* g = in4_p; float* dx = out0_p;
+const float* g = in4_p; {"const float* gx = in5_p;" if residual else ""} float* dx = out0_p;
 const int64 C = in1->num, rows = in0->num / C;
 const int threads = omp_get_max_threads();
 std::vector<double> part_w(threads * C, 0.0), part_b(threads * C, 0.0);
 #pragma omp parallel num_threads(threads)
-{
+{{
     double* acc_w = part_w.data() + omp_get_thread_num() * C;
     double* acc_b = part_b.data() + omp_get_thread_num() * C;
     #pragma omp for schedule(static)
-    for (int64 r = 0; r < rows; r++) {
+    for (int64 r = 0; r < rows; r++) {{
         const float* xr = x + r * C; const float* gr = g + r * C; float* dr = dx + r * C;
         const float m = mean[r], is = invstd[r];
         double sum_gn = 0.0, sum_gn_xhat = 0.0;
         #pragma omp simd reduction(+:sum_gn, sum_gn_xhat)
-        for (int64 c = 0; c < C; c++) {
+        for (int64 c = 0; c < C; c++) {{
             const float xhat = (xr[c] - m) * is, gn = gr[c] * w[c];
             sum_gn += gn; sum_gn_xhat += gn * xhat;
             acc_w[c] += gr[c] * xhat;
             acc_b[c] += gr[c];
-        }
+        }}
         const float a = (float)(sum_gn / C), bb = (float)(sum_gn_xhat / C);
+        {"const float* gxr = gx + r * C;" if residual else ""}
         #pragma omp simd
-        for (int64 c = 0; c < C; c++) {
+        for (int64 c = 0; c < C; c++) {{
             const float xhat = (xr[c] - m) * is;
-            dr[c] = is * (gr[c] * w[c] - a - xhat * bb);
-        }
-    }
-}
+            dr[c] = is * (gr[c] * w[c] - a - xhat * bb){" + gxr[c]" if residual else ""};
+        }}
+    }}
+}}
 mlpzoo_column_sums(part_w, threads, C, out1_p);
 mlpzoo_column_sums(part_b, threads, C, out2_p);
 """
@@ -188,26 +193,41 @@ class _Normalization(jt.Function):
     BACKWARD = ""
 
     def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        return self._backward(self.BACKWARD, [g])
+
+    def _backward(self, source: str, grads: list[jt.Var]) -> tuple[jt.Var, jt.Var, jt.Var]:
         return tuple(jt.code([self.x.shape, self.weight.shape, self.weight.shape], [self.x.dtype] * 3,
-                             [self.x, self.weight, self.mean, self.invstd, g],
-                             cpu_header=_HEADER, cpu_src=self.BACKWARD))
+                             [self.x, self.weight, self.mean, self.invstd, *grads],
+                             cpu_header=_HEADER, cpu_src=source))
 
 
 class LayerNormFn(_Normalization):
-    """LayerNorm over the last axis: per-row mean and variance in two float64 passes, PyTorch's backward."""
+    """LayerNorm over the last axis: per-row mean and variance in two float64 passes, PyTorch's backward.
 
-    BACKWARD = _LAYER_NORM_BACKWARD
+    With ``keep_input`` it returns ``(y, x)``, x passed through untouched, for a residual block
+    ``x + f(norm(x))``: x's two gradients are then added by the LayerNorm's backward kernel, not by the
+    single-threaded add Jittor's autograd would insert."""
 
-    def __init__(self, eps: float) -> None:
-        self.eps = eps
+    BACKWARD = _layer_norm_backward(residual=False)
+    BACKWARD_RESIDUAL = _layer_norm_backward(residual=True)
 
-    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var) -> jt.Var:
+    def __init__(self, eps: float, keep_input: bool = False) -> None:
+        self.eps, self.keep_input = eps, keep_input
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var) -> jt.Var | tuple[jt.Var, jt.Var]:
         rows = list(x.shape[:-1])
         y, self.mean, self.invstd = jt.code(
             [x.shape, rows, rows], [x.dtype] * 3, [x, weight, bias],
             cpu_header=_HEADER, cpu_src=_LAYER_NORM_FORWARD.replace("@EPS", repr(float(self.eps))))
         self.x, self.weight = x, weight
-        return y
+        return (y, x) if self.keep_input else y
+
+    def grad(self, g: jt.Var, g_input: jt.Var | None = None) -> tuple[jt.Var, jt.Var, jt.Var]:
+        if g is None:  # only the passed-through x reaches the loss
+            return g_input, None, None
+        if g_input is None:
+            return self._backward(self.BACKWARD, [g])
+        return self._backward(self.BACKWARD_RESIDUAL, [g, g_input])
 
 
 # BatchNorm over axis 1 of (outer, C, inner) memory: (N, C, H*W) for NCHW input, (rows, C, 1) for channels-last
@@ -375,6 +395,99 @@ class ReLU(jt.Function):
 
     def grad(self, g: jt.Var) -> jt.Var:
         return jt.code(g.shape, g.dtype, [self.y, g], cpu_header=_HEADER, cpu_src=_RELU_BACKWARD)
+
+
+# y = residual + (m + bias) [* mask[sample] / keep] on (outer, K, inner) memory, the bias along K: (rows, C, 1)
+# for a linear's output, (B, N, C) for a bias along the tokens. The mask (drop path) is per sample, i.e. per
+# outer // samples consecutive ``outer`` indices.
+_BIAS_RESIDUAL_LAYOUT = """
+const int64 K = @K, outer = @OUTER, inner = in0->num / (outer * K);
+"""
+
+
+def _masked(value: str, mask: bool) -> str:
+    """``value`` through drop path as PyTorch computes it: ``value * mask / keep``."""
+    return f"(({value}) * mk) / @KEEP" if mask else value
+
+
+def _bias_residual_forward(mask: bool) -> str:
+    return _BIAS_RESIDUAL_LAYOUT + f"""
+const float* m = in0_p; const float* b = in1_p; const float* r = in2_p; float* y = out0_p;
+{"const float* mask = in3_p; const int64 per = outer / in3->num;" if mask else ""}
+#pragma omp parallel for schedule(static)
+for (int64 o = 0; o < outer; o++) {{
+    {"const float mk = mask[o / per];" if mask else ""}
+    if (inner == 1) {{
+        const float* mo = m + o * K; const float* ro = r + o * K; float* yo = y + o * K;
+        #pragma omp simd
+        for (int64 k = 0; k < K; k++) yo[k] = ro[k] + {_masked("mo[k] + b[k]", mask)};
+    }} else for (int64 k = 0; k < K; k++) {{
+        const int64 at = (o * K + k) * inner; const float bk = b[k];
+        #pragma omp simd
+        for (int64 i = 0; i < inner; i++) y[at + i] = r[at + i] + {_masked("m[at + i] + bk", mask)};
+    }}
+}}
+"""
+
+
+def _bias_residual_backward(mask: bool) -> str:
+    """gradient (and mask) -> (gradient of m, if masked; bias gradient, summed in float64)."""
+    return _BIAS_RESIDUAL_LAYOUT + f"""
+const float* g = in0_p; {"const float* mask = in1_p; const int64 per = outer / in1->num; float* dm = out0_p;"
+                         if mask else ""}
+const int threads = omp_get_max_threads();
+std::vector<double> part(threads * K, 0.0);
+#pragma omp parallel num_threads(threads)
+{{
+    double* acc = part.data() + omp_get_thread_num() * K;
+    #pragma omp for schedule(static)
+    for (int64 o = 0; o < outer; o++) {{
+        {"const float mk = mask[o / per];" if mask else ""}
+        if (inner == 1) {{
+            const float* go = g + o * K;
+            {"float* dmo = dm + o * K;" if mask else ""}
+            #pragma omp simd
+            for (int64 k = 0; k < K; k++) {{ const float d = {_masked("go[k]", mask)}; acc[k] += d; {"dmo[k] = d;" if mask else ""} }}
+        }} else for (int64 k = 0; k < K; k++) {{
+            const int64 at = (o * K + k) * inner;
+            double s = 0.0;
+            #pragma omp simd reduction(+:s)
+            for (int64 i = 0; i < inner; i++) {{ const float d = {_masked("g[at + i]", mask)}; s += d; {"dm[at + i] = d;" if mask else ""} }}
+            acc[k] += s;
+        }}
+    }}
+}}
+mlpzoo_column_sums(part, threads, K, out{1 if mask else 0}_p);
+"""
+
+
+class BiasResidual(jt.Function):
+    """``residual + drop_path(m + bias)``, the bias along axis ``axis`` of ``m`` and the drop-path ``mask``
+    (0 or 1 per sample, then divided by ``keep``) optional: the end of a residual block's last linear in one
+    pass (Jittor adds the bias and the residual in one single-threaded kernel and sums the bias gradient in
+    another)."""
+
+    def __init__(self, axis: int = -1, keep: float = 1.0) -> None:
+        self.axis, self.keep = axis, keep
+
+    def _source(self, template: str, shape: tuple[int, ...]) -> str:
+        axis = self.axis % len(shape)
+        return (template.replace("@KEEP", f"{float(self.keep)!r}f").replace("@OUTER", str(math.prod(shape[:axis])))
+                .replace("@K", str(shape[axis])))
+
+    def execute(self, m: jt.Var, bias: jt.Var, residual: jt.Var, mask: jt.Var | None = None) -> jt.Var:
+        self.shape, self.mask = tuple(m.shape), mask
+        inputs = [m, bias, residual] + ([] if mask is None else [mask])
+        return jt.code(m.shape, m.dtype, inputs, cpu_header=_HEADER,
+                       cpu_src=self._source(_bias_residual_forward(mask is not None), self.shape))
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var | None, ...]:
+        src = self._source(_bias_residual_backward(self.mask is not None), self.shape)
+        k = self.shape[self.axis]
+        if self.mask is None:
+            return g, jt.code([k], g.dtype, [g], cpu_header=_HEADER, cpu_src=src), g
+        dm, dbias = jt.code([self.shape, [k]], [g.dtype] * 2, [g, self.mask], cpu_header=_HEADER, cpu_src=src)
+        return dm, dbias, g, None
 
 
 def _sgd_source(weight_decay: bool, momentum: bool, first: bool, nesterov: bool) -> str:
@@ -553,97 +666,134 @@ def matmul_transpose(x: jt.Var, weight: jt.Var) -> jt.Var:
     return jt.nn.matmul_transpose(x, weight)
 
 
-# Vision Permutator's branch fusion on (B, H, W, G, S) positions: the channel branch c is (B, H, W, G, S), the
-# H branch h comes as the H-mixing product's (B, W, G, H, S) and the W branch w as (B, H, G, W, S), so that no
-# permute is ever materialised. Each (b, g) pair is one task: no two tasks write the same element.
-_PERMUTATOR_INDEX = """
+# Vision Permutator's branch work on (B, H, W, G, S) positions. The channel branch c is (B, H, W, G, S), the H
+# branch h comes as the H-mixing product's (B, W, G, H, S) and the W branch w as (B, H, G, W, S), so that no
+# permute is ever materialised. A task is a tile of PERMUTATOR_TILE rows i of one sample b: c and w are read in
+# contiguous runs and h in runs of PERMUTATOR_TILE * S floats (S is 6 in ViP-S/7's first stage: one (b, g) per task
+# read 24 bytes of every 64-byte cache line and took 2.5x as long). Sums over (i, j) are taken per task in float64
+# and added in task order, so they do not depend on the thread count.
+PERMUTATOR_TILE = 4
+
+
+def _permutator_source(body: str, sums: int = 0, setup: str = "", finish: str = "") -> str:
+    """A loop over every (b, i, j, g) running ``body`` with offsets ``ct``, ``ht``, ``wt`` of the S-run in the c, h
+    and w layouts; with ``sums`` > 0 the body adds into ``acc[(g * S + s) * sums + k]`` and ``finish`` reads the
+    per-sample totals from ``total`` (G * S * sums doubles)."""
+    acc = f"""
+    double* acc = part.data() + bt * G * S * {sums};
+    for (int64 k = 0; k < G * S * {sums}; k++) acc[k] = 0.0;""" if sums else ""
+    reduce = f"""
+for (int64 b = 0; b < B; b++) {{
+    std::vector<double> total(G * S * {sums}, 0.0);
+    for (int64 t = 0; t < tiles; t++) {{
+        const double* p = part.data() + (b * tiles + t) * G * S * {sums};
+        for (int64 k = 0; k < G * S * {sums}; k++) total[k] += p[k];
+    }}
+    {finish}
+}}""" if sums else ""
+    return f"""
 const int64 B = in0->shape[0], H = in0->shape[1], W = in0->shape[2], G = in0->shape[3], S = in0->shape[4];
-#define C_AT(b, i, j, g) ((((b) * H + (i)) * W + (j)) * G + (g)) * S
-#define H_AT(b, i, j, g) ((((b) * W + (j)) * G + (g)) * H + (i)) * S
-#define W_AT(b, i, j, g) ((((b) * H + (i)) * G + (g)) * W + (j)) * S
+const int64 tiles = (H + {PERMUTATOR_TILE} - 1) / {PERMUTATOR_TILE};
+{setup}
+{f"std::vector<double> part(B * tiles * G * S * {sums});" if sums else ""}
+#pragma omp parallel for schedule(static)
+for (int64 bt = 0; bt < B * tiles; bt++) {{
+    const int64 b = bt / tiles, i0 = (bt % tiles) * {PERMUTATOR_TILE};
+    const int64 i1 = i0 + {PERMUTATOR_TILE} < H ? i0 + {PERMUTATOR_TILE} : H;{acc}
+    for (int64 i = i0; i < i1; i++)
+        for (int64 j = 0; j < W; j++)
+            for (int64 g = 0; g < G; g++) {{
+                const int64 ct = (((b * H + i) * W + j) * G + g) * S;
+                const int64 ht = (((b * W + j) * G + g) * H + i) * S;
+                const int64 wt = (((b * H + i) * G + g) * W + j) * S;
+                {body}
+            }}
+}}{reduce}
 """
 
-_PERMUTATOR_POOL_FORWARD = _PERMUTATOR_INDEX + """
-const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; float* pooled = out0_p;
-#pragma omp parallel for schedule(static)
-for (int64 bg = 0; bg < B * G; bg++) {
-    const int64 b = bg / G, g = bg % G;
-    std::vector<double> acc(S, 0.0);
-    for (int64 i = 0; i < H; i++)
-        for (int64 j = 0; j < W; j++) {
-            const float* cp = c + C_AT(b, i, j, g); const float* hp = h + H_AT(b, i, j, g);
-            const float* wp = w + W_AT(b, i, j, g);
-            for (int64 s = 0; s < S; s++) acc[s] += (cp[s] + hp[s]) + wp[s];
-        }
-    for (int64 s = 0; s < S; s++) pooled[(b * G + g) * S + s] = (float)(acc[s] / (H * W));
-}
-"""
 
-_PERMUTATOR_POOL_BACKWARD = _PERMUTATOR_INDEX + """
-const float* dp = in3_p; float* dc = out0_p; float* dh = out1_p; float* dw = out2_p;
-#pragma omp parallel for schedule(static)
-for (int64 bg = 0; bg < B * G; bg++) {
-    const int64 b = bg / G, g = bg % G;
-    const float* d = dp + (b * G + g) * S; const float inv = 1.0f / (H * W);
-    for (int64 i = 0; i < H; i++)
-        for (int64 j = 0; j < W; j++) {
-            float* cp = dc + C_AT(b, i, j, g); float* hp = dh + H_AT(b, i, j, g); float* wp = dw + W_AT(b, i, j, g);
-            for (int64 s = 0; s < S; s++) { const float v = d[s] * inv; cp[s] = v; hp[s] = v; wp[s] = v; }
-        }
-}
-"""
+_PERMUTATOR_SPLIT_FORWARD = _permutator_source("""
+                const float* xr = x + ct;
+                for (int64 s = 0; s < S; s++) { yh[ht + s] = xr[s]; yw[wt + s] = xr[s]; }""",
+                                               setup="const float* x = in0_p; float* yh = out0_p; float* yw = out1_p;")
 
-_PERMUTATOR_MIX_FORWARD = _PERMUTATOR_INDEX + """
-const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; const float* a = in3_p; float* y = out0_p;
-#pragma omp parallel for schedule(static)
-for (int64 bg = 0; bg < B * G; bg++) {
-    const int64 b = bg / G, g = bg % G;
-    const float* ag = a + (b * G + g) * S * 3;
-    for (int64 i = 0; i < H; i++)
-        for (int64 j = 0; j < W; j++) {
-            const int64 at = C_AT(b, i, j, g);
-            const float* hp = h + H_AT(b, i, j, g); const float* wp = w + W_AT(b, i, j, g);
-            for (int64 s = 0; s < S; s++)
-                y[at + s] = (c[at + s] * ag[3 * s + 2] + hp[s] * ag[3 * s]) + wp[s] * ag[3 * s + 1];
-        }
-}
-"""
+_PERMUTATOR_SPLIT_BACKWARD = _permutator_source("""
+                for (int64 s = 0; s < S; s++) dx[ct + s] = (gx[ct + s] + gh[ht + s]) + gw[wt + s];""",
+                                                setup="const float* gx = in1_p; const float* gh = in2_p; "
+                                                      "const float* gw = in3_p; float* dx = out0_p;")
 
-_PERMUTATOR_MIX_BACKWARD = _PERMUTATOR_INDEX + """
-const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; const float* a = in3_p;
-const float* dy = in4_p; float* dc = out0_p; float* dh = out1_p; float* dw = out2_p; float* da = out3_p;
-#pragma omp parallel for schedule(static)
-for (int64 bg = 0; bg < B * G; bg++) {
-    const int64 b = bg / G, g = bg % G;
-    const float* ag = a + (b * G + g) * S * 3;
-    std::vector<double> acc(S * 3, 0.0);
-    for (int64 i = 0; i < H; i++)
-        for (int64 j = 0; j < W; j++) {
-            const int64 at = C_AT(b, i, j, g), ht = H_AT(b, i, j, g), wt = W_AT(b, i, j, g);
-            for (int64 s = 0; s < S; s++) {
-                const float d = dy[at + s];
-                dc[at + s] = d * ag[3 * s + 2]; dh[ht + s] = d * ag[3 * s]; dw[wt + s] = d * ag[3 * s + 1];
-                acc[3 * s] += (double)d * h[ht + s];
-                acc[3 * s + 1] += (double)d * w[wt + s];
-                acc[3 * s + 2] += (double)d * c[at + s];
-            }
-        }
-    for (int64 k = 0; k < S * 3; k++) da[(b * G + g) * S * 3 + k] = (float)acc[k];
-}
-"""
+_PERMUTATOR_POOL_FORWARD = _permutator_source(
+    "for (int64 s = 0; s < S; s++) acc[g * S + s] += (c[ct + s] + h[ht + s]) + w[wt + s];", sums=1,
+    setup="const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; float* pooled = out0_p;",
+    finish="for (int64 k = 0; k < G * S; k++) pooled[b * G * S + k] = (float)(total[k] / (H * W));")
+
+# the pooled gradient spread over H and W, added to the gradients c, h and w get from the branch fusion
+_PERMUTATOR_POOL_BACKWARD = _permutator_source("""
+                const float* d = dp + (b * G + g) * S;
+                for (int64 s = 0; s < S; s++) {
+                    const float v = d[s] * inv;
+                    dc[ct + s] = gc[ct + s] + v; dh[ht + s] = gh[ht + s] + v; dw[wt + s] = gw[wt + s] + v;
+                }""", setup="""const float* dp = in3_p; const float* gc = in4_p; const float* gh = in5_p; const float* gw = in6_p;
+float* dc = out0_p; float* dh = out1_p; float* dw = out2_p; const float inv = 1.0f / (H * W);""")
+
+_PERMUTATOR_MIX_FORWARD = _permutator_source("""
+                const float* ag = a + (b * G + g) * S * 3;
+                for (int64 s = 0; s < S; s++)
+                    y[ct + s] = (c[ct + s] * ag[3 * s + 2] + h[ht + s] * ag[3 * s]) + w[wt + s] * ag[3 * s + 1];""",
+                                             setup="const float* c = in0_p; const float* h = in1_p; "
+                                                   "const float* w = in2_p; const float* a = in3_p; float* y = out0_p;")
+
+_PERMUTATOR_MIX_BACKWARD = _permutator_source("""
+                const float* ag = a + (b * G + g) * S * 3; double* ac = acc + g * S * 3;
+                for (int64 s = 0; s < S; s++) {
+                    const float d = dy[ct + s];
+                    dc[ct + s] = d * ag[3 * s + 2]; dh[ht + s] = d * ag[3 * s]; dw[wt + s] = d * ag[3 * s + 1];
+                    ac[3 * s] += (double)d * h[ht + s];
+                    ac[3 * s + 1] += (double)d * w[wt + s];
+                    ac[3 * s + 2] += (double)d * c[ct + s];
+                }""", sums=3, setup="""const float* c = in0_p; const float* h = in1_p; const float* w = in2_p; const float* a = in3_p;
+const float* dy = in4_p; float* dc = out0_p; float* dh = out1_p; float* dw = out2_p; float* da = out3_p;""",
+                                              finish="for (int64 k = 0; k < G * S * 3; k++) "
+                                                     "da[b * G * S * 3 + k] = (float)total[k];")
+
+
+class PermutatorSplit(jt.Function):
+    """ViP: (B, H, W, G, S) segments ``x`` to ``(x, the H branch's input (B, W, G, H, S), the W branch's
+    (B, H, G, W, S))`` in one pass, x passed through untouched, so that the three branches' gradients of x are
+    added in this backward kernel."""
+
+    def execute(self, x: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        self.x = x
+        b, h, w, g, s = x.shape
+        to_h, to_w = jt.code([[b, w, g, h, s], [b, h, g, w, s]], [x.dtype] * 2, [x], cpu_header=_HEADER,
+                             cpu_src=_PERMUTATOR_SPLIT_FORWARD)
+        return x, to_h, to_w
+
+    def grad(self, *grads: jt.Var | None) -> jt.Var:
+        b, h, w, g, s = self.x.shape
+        shapes = (self.x.shape, [b, w, g, h, s], [b, h, g, w, s])
+        grads = [jt.zeros(shape, self.x.dtype) if d is None else d for shape, d in zip(shapes, grads)]
+        return jt.code(self.x.shape, self.x.dtype, [self.x, *grads], cpu_header=_HEADER,
+                       cpu_src=_PERMUTATOR_SPLIT_BACKWARD)
 
 
 class PermutatorPool(jt.Function):
-    """ViP: the mean over H and W of ``c + h + w`` (h, w in their mixing products' layouts), as (B, G * S)."""
+    """ViP: the mean over H and W of ``c + h + w`` (h, w in their mixing products' layouts), as (B, G * S); c, h
+    and w come back untouched beside it, for the branch fusion, so that their gradients from the fusion and from
+    the pool are added in this backward kernel (not in three single-threaded adds of Jittor's autograd)."""
 
-    def execute(self, c: jt.Var, h: jt.Var, w: jt.Var) -> jt.Var:
+    def execute(self, c: jt.Var, h: jt.Var, w: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var, jt.Var]:
         self.inputs = (c, h, w)
         b, _, _, g, s = c.shape
-        return jt.code([b, g * s], c.dtype, [c, h, w], cpu_header=_HEADER, cpu_src=_PERMUTATOR_POOL_FORWARD)
+        pooled = jt.code([b, g * s], c.dtype, [c, h, w], cpu_header=_HEADER, cpu_src=_PERMUTATOR_POOL_FORWARD)
+        return pooled, c, h, w
 
-    def grad(self, d: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+    def grad(self, d: jt.Var | None, *fused: jt.Var | None) -> tuple[jt.Var | None, ...]:
+        if d is None:
+            return fused
+        fused = [jt.zeros_like(v) if g is None else g for v, g in zip(self.inputs, fused)]
         c, h, w = self.inputs
-        return tuple(jt.code([c.shape, h.shape, w.shape], [c.dtype] * 3, [c, h, w, d], cpu_header=_HEADER,
+        return tuple(jt.code([c.shape, h.shape, w.shape], [c.dtype] * 3, [c, h, w, d, *fused], cpu_header=_HEADER,
                              cpu_src=_PERMUTATOR_POOL_BACKWARD))
 
 

@@ -164,11 +164,37 @@ class DropPath(nn.Module):
         self.drop_prob = drop_prob
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if self.drop_prob == 0.0 or not self.is_training():
+        mask = self.mask(x)
+        if mask is None:
             return x
-        keep = 1.0 - self.drop_prob
-        mask = (jt.rand((x.shape[0],) + (1,) * (x.ndim - 1)) < keep).float32()
-        return x * mask / keep
+        return x * mask.reshape((x.shape[0],) + (1,) * (x.ndim - 1)) / (1.0 - self.drop_prob)
+
+    def mask(self, x: jt.Var) -> jt.Var | None:
+        """1 (keep) or 0 (drop) per sample of ``x``; None where nothing is dropped (eval, or rate 0)."""
+        if self.drop_prob == 0.0 or not self.is_training():
+            return None
+        return (jt.rand((x.shape[0],)) < 1.0 - self.drop_prob).float32()
+
+
+def residual_branch(x: jt.Var, norm: nn.Module, branch: nn.Module, drop_path: DropPath) -> jt.Var:
+    """``x + drop_path(branch(norm(x)))``, a pre-norm residual block. On the CPU, where Jittor would add x's two
+    gradients, the last bias, the drop path and the residual each in a single-threaded op, a LayerNorm's backward
+    kernel adds x's gradients and ``branch.residual`` ends in one ``BiasResidual`` kernel."""
+    if not (isinstance(norm, LayerNorm) and cpu_kernels.enabled(x, norm.weight, norm.bias)):
+        return x + drop_path(branch(norm(x)))
+    y, x = cpu_kernels.LayerNormFn(norm.eps, keep_input=True)(x, norm.weight, norm.bias)
+    return branch.residual(y, x, drop_path)
+
+
+def bias_residual(m: jt.Var, bias: jt.Var, residual: jt.Var, drop_path: DropPath, axis: int = -1) -> jt.Var:
+    """``residual + drop_path(m + bias)``, the bias along ``axis``, in one CPU kernel."""
+    mask, fuse = drop_path.mask(m), cpu_kernels.BiasResidual(axis, 1.0 - drop_path.drop_prob)
+    return fuse(m, bias, residual) if mask is None else fuse(m, bias, residual, mask)
+
+
+def linear_residual(fc: nn.Linear, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
+    """``residual + drop_path(fc(x))`` on the CPU kernels (``residual_branch``)."""
+    return bias_residual(cpu_kernels.matmul_transpose(x, fc.weight), fc.bias, residual, drop_path)
 
 
 class Mlp(nn.Module):
@@ -181,4 +207,8 @@ class Mlp(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.fc2(linear_act(self.fc1, self.act, x))
+
+    def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
+        """``residual + drop_path(self(x))`` on the CPU kernels (``residual_branch``)."""
+        return linear_residual(self.fc2, linear_act(self.fc1, self.act, x), residual, drop_path)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 
+from jittor_support import cpu_kernels
 from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp, gelu_layer, linear_act
+from .layers import DropPath, LayerNorm, Mlp, bias_residual, gelu_layer, linear_act, residual_branch
 from .registry import register_model
 
 LN_EPS = 1e-6  # Flax's LayerNorm default, kept by timm
@@ -54,6 +55,12 @@ class TokenMlp(nn.Module):
         # Jittor's transposes run on one CPU thread)
         return permute(self.fc2(linear_act(self.fc1, self.act, permute(x, (0, 2, 1)))), (0, 2, 1))
 
+    def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
+        """``residual + drop_path(self(x))`` on the CPU kernels (``layers.residual_branch``)."""
+        h = linear_act(self.fc1, self.act, permute(x, (0, 2, 1)))
+        mixed = permute(cpu_kernels.matmul_transpose(h, self.fc2.weight), (0, 2, 1))
+        return bias_residual(mixed, self.fc2.bias, residual, drop_path, axis=1)
+
 
 class MixerBlock(nn.Module):
     def __init__(self, dim: int, num_tokens: int, tokens_dim: int, channels_dim: int,
@@ -65,8 +72,9 @@ class MixerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))
-        return x + self.drop_path(self.mlp_channels(self.norm2(x)))
+        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
+        x = residual_branch(x, self.norm1, self.mlp_tokens, self.drop_path)
+        return residual_branch(x, self.norm2, self.mlp_channels, self.drop_path)
 
 
 class MlpMixer(nn.Module):

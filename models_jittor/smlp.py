@@ -19,7 +19,7 @@ from jittor import init, nn
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer, residual_branch
 from .registry import register_model
 
 
@@ -108,7 +108,8 @@ class SMLPBlock(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         x = x + self.drop_path(self.token_mix(x))
-        return x + self.drop_path(self.mlp(self.norm(x)))
+        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
+        return residual_branch(x, self.norm, self.mlp, self.drop_path)
 
 
 class SMLPStage(nn.Module):

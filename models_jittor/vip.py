@@ -14,7 +14,7 @@ from jittor import init, nn
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp
+from .layers import DropPath, LayerNorm, Mlp, linear_residual, residual_branch
 from .registry import register_model
 
 
@@ -38,6 +38,14 @@ class WeightedPermuteMlp(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def execute(self, x: jt.Var) -> jt.Var:
+        return self.proj(self.fuse(x))
+
+    def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
+        """``residual + drop_path(self(x))`` on the CPU kernels (``layers.residual_branch``)."""
+        return linear_residual(self.proj, self.fuse(x), residual, drop_path)
+
+    def fuse(self, x: jt.Var) -> jt.Var:
+        """The three branches' weighted sum, before ``proj``."""
         B, H, W, C = x.shape
         G = self.segment_dim
         if H != G or W != G:
@@ -45,18 +53,22 @@ class WeightedPermuteMlp(nn.Module):
         S = C // G
         seg = x.reshape(B, H, W, G, S)
         # our permutes and branch fusion on the CPU: Jittor runs transposes and elementwise work on one thread
-        h = self.mix_h(permute(seg, (0, 2, 3, 1, 4)).reshape(B, W, G, H * S)).reshape(B, W, G, H, S)
-        w = self.mix_w(permute(seg, (0, 1, 3, 2, 4)).reshape(B, H, G, W * S)).reshape(B, H, G, W, S)
-        c = self.mix_c(x).reshape(B, H, W, G, S)
+        if cpu_kernels.enabled(seg):
+            seg, to_h, to_w = cpu_kernels.PermutatorSplit()(seg)
+        else:
+            to_h, to_w = seg.permute(0, 2, 3, 1, 4), seg.permute(0, 1, 3, 2, 4)
+        h = self.mix_h(to_h.reshape(B, W, G, H * S)).reshape(B, W, G, H, S)
+        w = self.mix_w(to_w.reshape(B, H, G, W * S)).reshape(B, H, G, W, S)
+        c = self.mix_c(seg.reshape(B, H, W, C)).reshape(B, H, W, G, S)
         if cpu_kernels.enabled(c, h, w):
-            a = cpu_kernels.PermutatorPool()(c, h, w)
+            a, c, h, w = cpu_kernels.PermutatorPool()(c, h, w)
             a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1)
-            return self.proj(cpu_kernels.PermutatorMix()(c, h, w, a).reshape(B, H, W, C))
+            return cpu_kernels.PermutatorMix()(c, h, w, a).reshape(B, H, W, C)
         h, w = h.permute(0, 3, 1, 2, 4), w.permute(0, 1, 3, 2, 4)
         a = (c + h + w).mean((1, 2)).reshape(B, C)
         a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1).reshape(B, 1, 1, G, S, 3)
         x = c * a[..., 2] + h * a[..., 0] + w * a[..., 1]  # Jittor fuses these lazily (PyTorch: in place)
-        return self.proj(x.reshape(B, H, W, C))
+        return x.reshape(B, H, W, C)
 
 
 class PermutatorBlock(nn.Module):
@@ -68,8 +80,9 @@ class PermutatorBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        x = x + self.drop_path(self.permute_mlp(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
+        x = residual_branch(x, self.norm1, self.permute_mlp, self.drop_path)
+        return residual_branch(x, self.norm2, self.mlp, self.drop_path)
 
 
 class Downsample(nn.Conv2d):
@@ -79,7 +92,7 @@ class Downsample(nn.Conv2d):
         super().__init__(in_dim, out_dim, 2, stride=2)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        return super().execute(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return permute(super().execute(permute(x, (0, 3, 1, 2))), (0, 2, 3, 1))  # ours: multithreaded
 
 
 class PermutatorStage(nn.Module):

@@ -155,6 +155,7 @@ def _module_both_paths(make: Callable[[], jt.Module], x: np.ndarray,
         monkeypatch.setattr(cpu_kernels, "enabled", lambda *tensors: enabled)
         out = module(jt.array(x))
         g = rng.standard_normal(out.shape).astype(np.float32) if g is None else g
+        jt.set_global_seed(7)  # the same drop-path masks on both paths
         out, grads = _jittor_run(module, x, g)
         runs.append([out] + grads)
     return runs[0], runs[1]
@@ -176,6 +177,82 @@ def test_permuting_modules_equal_their_jittor_op_forms(family: str, monkeypatch:
     assert len(kernels) == len(ops) >= 2
     for a, b in zip(kernels, ops):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("drop_path", [0.0, 0.5])
+@pytest.mark.parametrize("family", ["mixer", "vip", "convmlp", "smlpnet"])
+def test_residual_blocks_equal_their_jittor_op_forms(family: str, drop_path: float,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    """On the CPU a block's ``x + drop_path(branch(norm(x)))`` runs as ``layers.residual_branch``: x's two
+    gradients added in the LayerNorm's backward, the last bias, drop path and residual in one kernel (ViP: its
+    branch split and pool pass their inputs through). Same outputs and gradients as the Jittor-op form, in
+    training, with the same drop-path masks."""
+    from models_jittor import convmlp, mixer, smlp, vip
+
+    makers = {"mixer": (lambda: mixer.MixerBlock(16, 35, 24, 40, drop_path), (4, 35, 16)),
+              "vip": (lambda: vip.PermutatorBlock(32, 8, 3.0, drop_path), (4, 8, 8, 32)),
+              "convmlp": (lambda: convmlp.ConvMLPBlock(16, 48, drop_path), (4, 6, 6, 16)),
+              "smlpnet": (lambda: smlp.SMLPBlock(16, (6, 6), 3.0, drop_path), (4, 6, 6, 16))}
+    make, shape = makers[family]
+    x = np.random.RandomState(8).standard_normal(shape).astype(np.float32)
+    kernels, ops = _module_both_paths(lambda: make().train(), x, monkeypatch)
+    assert len(kernels) == len(ops) >= 8
+    for a, b in zip(kernels, ops):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+    if drop_path:  # seed 7 drops some samples' branches and keeps others'
+        monkeypatch.setattr(cpu_kernels, "enabled", lambda *tensors: True)
+        jt.set_global_seed(7)
+        mask = make().train().drop_path.mask(jt.array(x)).numpy()
+        assert 0 < mask.sum() < len(mask), mask
+
+
+@pytest.mark.parametrize("axis,masked", [(-1, False), (-1, True), (1, False), (1, True)])
+def test_bias_residual_forward_and_backward(axis: int, masked: bool):
+    """``residual + drop_path(m + bias)`` in one kernel: a linear's bias (last axis) or a bias along the tokens
+    (axis 1), with or without a drop-path mask, against float64 PyTorch."""
+    rng = np.random.RandomState(9)
+    m, r, g = (rng.standard_normal((4, 49, 96)).astype(np.float32) for _ in range(3))
+    bias = rng.standard_normal(m.shape[axis]).astype(np.float32)
+    mask, keep = np.array([1, 0, 1, 1], np.float32), 0.75
+    shape = [1, 1, 1]
+    shape[axis] = -1
+
+    def fn(mt: torch.Tensor, bt: torch.Tensor, rt: torch.Tensor) -> torch.Tensor:
+        out = mt + bt.reshape(shape)
+        return rt + (out * torch.from_numpy(mask).to(out.dtype).reshape(-1, 1, 1) / keep if masked else out)
+
+    exact, exact_grads = _torch_reference(fn, [m, bias, r], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [m, bias, r], g, torch.float32)
+    inputs = [jt.array(m), jt.array(bias), jt.array(r)]
+    fuse = cpu_kernels.BiasResidual(axis, keep if masked else 1.0)
+    out = fuse(*inputs, jt.array(mask)) if masked else fuse(*inputs)
+    grads = jt.grad((out * jt.array(g)).sum(), inputs)
+    _assert_as_accurate(out.numpy(), t32, exact, 2e-7)
+    for got, t, e in zip(grads, t32_grads, exact_grads):  # m, bias, residual
+        _assert_as_accurate(got.numpy(), t, e, 2e-7)
+
+
+def test_layernorm_passing_its_input_through_adds_both_gradients():
+    """``LayerNormFn(keep_input=True)`` returns (norm(x), x): x's gradient is the LayerNorm's plus the one through
+    the passed-through x, added in the backward kernel; with only one of them used, that one."""
+    rng = np.random.RandomState(10)
+    x, g_norm, g_x = (rng.standard_normal((6, 33, 64)).astype(np.float32) for _ in range(3))
+    w, b = (1 + 0.1 * rng.standard_normal((2, 64))).astype(np.float32)
+
+    def fn(xt: torch.Tensor, wt: torch.Tensor, bt: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.nn.functional.layer_norm(xt, (64,), wt, bt), xt])
+
+    both = np.stack([g_norm, g_x])
+    exact, exact_grads = _torch_reference(fn, [x, w, b], both, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [x, w, b], both, torch.float32)
+    inputs = [jt.array(x), jt.array(w), jt.array(b)]
+    y, passed = cpu_kernels.LayerNormFn(1e-5, keep_input=True)(*inputs)
+    grads = jt.grad((y * jt.array(g_norm)).sum() + (passed * jt.array(g_x)).sum(), inputs)
+    _assert_as_accurate(np.stack([y.numpy(), passed.numpy()]), t32, exact, 2e-6)
+    for got, t, e in zip(grads, t32_grads, exact_grads):  # x, weight, bias
+        _assert_as_accurate(got.numpy(), t, e, 2e-6)
+    _, only_passed = cpu_kernels.LayerNormFn(1e-5, keep_input=True)(*inputs)
+    np.testing.assert_array_equal(jt.grad((only_passed * jt.array(g_x)).sum(), inputs[0]).numpy(), g_x)
 
 
 def test_float64_takes_jittor_ops():
