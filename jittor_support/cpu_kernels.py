@@ -186,6 +186,78 @@ mlpzoo_column_sums(part_b, threads, C, out2_p);
 """
 
 
+# LayerNorm of (B, N, C) input written as (B, C, N) (Mixer's token MLP takes it so), and its backward from a
+# (B, C, N) output gradient plus x's residual gradient: tasks of 32 tokens of one sample, whose rows of x stay in
+# cache while the output or gradient is walked along N.
+_LAYER_NORM_TRANSPOSED_TASKS = """
+const int64 B = in0->shape[0], N = in0->shape[1], C = in0->shape[2], tiles = (N + 31) / 32;
+"""
+
+_LAYER_NORM_FORWARD_TRANSPOSED = _LAYER_NORM_TRANSPOSED_TASKS + """
+const float* x = in0_p; const float* w = in1_p; const float* b = in2_p;
+float* y = out0_p; float* mean_out = out1_p; float* invstd_out = out2_p;
+const double eps = @EPS;
+#pragma omp parallel for schedule(static)
+for (int64 bt = 0; bt < B * tiles; bt++) {
+    const int64 bb = bt / tiles, n0 = (bt % tiles) * 32, n1 = n0 + 32 < N ? n0 + 32 : N;
+    for (int64 n = n0; n < n1; n++) {
+        const float* xr = x + (bb * N + n) * C;
+        double s = 0.0;
+        #pragma omp simd reduction(+:s)
+        for (int64 c = 0; c < C; c++) s += xr[c];
+        const double mean = s / C;
+        double v = 0.0;
+        #pragma omp simd reduction(+:v)
+        for (int64 c = 0; c < C; c++) { const double d = xr[c] - mean; v += d * d; }
+        mean_out[bb * N + n] = (float)mean; invstd_out[bb * N + n] = (float)(1.0 / std::sqrt(v / C + eps));
+    }
+    const float* m = mean_out + bb * N; const float* is = invstd_out + bb * N;
+    for (int64 c = 0; c < C; c++) {
+        const float wc = w[c], bc = b[c]; float* yr = y + (bb * C + c) * N;
+        for (int64 n = n0; n < n1; n++) yr[n] = (x[(bb * N + n) * C + c] - m[n]) * is[n] * wc + bc;
+    }
+}
+"""
+
+_LAYER_NORM_BACKWARD_TRANSPOSED = _LAYER_NORM_TRANSPOSED_TASKS + """
+const float* x = in0_p; const float* w = in1_p; const float* mean = in2_p; const float* invstd = in3_p;
+const float* g = in4_p; const float* gx = in5_p; float* dx = out0_p;
+const int threads = omp_get_max_threads();
+std::vector<double> part_w(threads * C, 0.0), part_b(threads * C, 0.0);
+#pragma omp parallel num_threads(threads)
+{
+    double* acc_w = part_w.data() + omp_get_thread_num() * C;
+    double* acc_b = part_b.data() + omp_get_thread_num() * C;
+    #pragma omp for schedule(static)
+    for (int64 bt = 0; bt < B * tiles; bt++) {
+        const int64 bb = bt / tiles, n0 = (bt % tiles) * 32, n1 = n0 + 32 < N ? n0 + 32 : N;
+        const float* m = mean + bb * N; const float* is = invstd + bb * N;
+        double sum_gn[32] = {0.0}, sum_gn_xhat[32] = {0.0};
+        for (int64 c = 0; c < C; c++) {
+            const float* gr = g + (bb * C + c) * N; const float wc = w[c];
+            double aw = 0.0, ab = 0.0;
+            for (int64 n = n0; n < n1; n++) {
+                const float xhat = (x[(bb * N + n) * C + c] - m[n]) * is[n], gn = gr[n] * wc;
+                sum_gn[n - n0] += gn; sum_gn_xhat[n - n0] += gn * xhat;
+                aw += gr[n] * xhat; ab += gr[n];
+            }
+            acc_w[c] += aw; acc_b[c] += ab;
+        }
+        for (int64 n = n0; n < n1; n++) {
+            const float* xr = x + (bb * N + n) * C; const float* gxr = gx + (bb * N + n) * C; float* dr = dx + (bb * N + n) * C;
+            const float a = (float)(sum_gn[n - n0] / C), bb2 = (float)(sum_gn_xhat[n - n0] / C), mn = m[n], isn = is[n];
+            for (int64 c = 0; c < C; c++) {
+                const float xhat = (xr[c] - mn) * isn;
+                dr[c] = isn * (g[(bb * C + c) * N + n] * w[c] - a - xhat * bb2) + gxr[c];
+            }
+        }
+    }
+}
+mlpzoo_column_sums(part_w, threads, C, out1_p);
+mlpzoo_column_sums(part_b, threads, C, out2_p);
+"""
+
+
 class _Normalization(jt.Function):
     """A normalisation whose forward keeps ``x``, ``weight`` and per-group ``mean`` and ``invstd``, and whose
     backward kernel ``BACKWARD`` takes (x, weight, mean, invstd, output gradient) to (dx, dweight, dbias)."""
@@ -206,25 +278,33 @@ class LayerNormFn(_Normalization):
 
     With ``keep_input`` it returns ``(y, x)``, x passed through untouched, for a residual block
     ``x + f(norm(x))``: x's two gradients are then added by the LayerNorm's backward kernel, not by the
-    single-threaded add Jittor's autograd would insert."""
+    single-threaded add Jittor's autograd would insert. With ``transpose`` too, (B, N, C) input gives y as
+    (B, C, N), with no separate permute either way."""
 
     BACKWARD = _layer_norm_backward(residual=False)
     BACKWARD_RESIDUAL = _layer_norm_backward(residual=True)
 
-    def __init__(self, eps: float, keep_input: bool = False) -> None:
-        self.eps, self.keep_input = eps, keep_input
+    def __init__(self, eps: float, keep_input: bool = False, transpose: bool = False) -> None:
+        if transpose and not keep_input:
+            raise ValueError("a transposed LayerNormFn passes its input through (keep_input=True)")
+        self.eps, self.keep_input, self.transpose = eps, keep_input, transpose
 
     def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var) -> jt.Var | tuple[jt.Var, jt.Var]:
         rows = list(x.shape[:-1])
-        y, self.mean, self.invstd = jt.code(
-            [x.shape, rows, rows], [x.dtype] * 3, [x, weight, bias],
-            cpu_header=_HEADER, cpu_src=_LAYER_NORM_FORWARD.replace("@EPS", repr(float(self.eps))))
+        shape, source = x.shape, _LAYER_NORM_FORWARD
+        if self.transpose:
+            shape, source = [x.shape[0], x.shape[2], x.shape[1]], _LAYER_NORM_FORWARD_TRANSPOSED
+        y, self.mean, self.invstd = jt.code([shape, rows, rows], [x.dtype] * 3, [x, weight, bias],
+                                            cpu_header=_HEADER, cpu_src=source.replace("@EPS", repr(float(self.eps))))
         self.x, self.weight = x, weight
         return (y, x) if self.keep_input else y
 
     def grad(self, g: jt.Var, g_input: jt.Var | None = None) -> tuple[jt.Var, jt.Var, jt.Var]:
         if g is None:  # only the passed-through x reaches the loss
             return g_input, None, None
+        if self.transpose:
+            return self._backward(_LAYER_NORM_BACKWARD_TRANSPOSED,
+                                  [g, jt.zeros_like(self.x) if g_input is None else g_input])
         if g_input is None:
             return self._backward(self.BACKWARD, [g])
         return self._backward(self.BACKWARD_RESIDUAL, [g, g_input])
@@ -397,12 +477,10 @@ class ReLU(jt.Function):
         return jt.code(g.shape, g.dtype, [self.y, g], cpu_header=_HEADER, cpu_src=_RELU_BACKWARD)
 
 
-# y = residual + (m + bias) [* mask[sample] / keep] on (outer, K, inner) memory, the bias along K: (rows, C, 1)
-# for a linear's output, (B, N, C) for a bias along the tokens. The mask (drop path) is per sample, i.e. per
-# outer // samples consecutive ``outer`` indices.
-_BIAS_RESIDUAL_LAYOUT = """
-const int64 K = @K, outer = @OUTER, inner = in0->num / (outer * K);
-"""
+# y = residual + drop_path(m + bias), the bias along m's last axis. Rows: m, residual and y are (rows, C), the
+# drop-path mask per sample (rows / samples consecutive rows each). Transposed (Mixer's token MLP): m is (B, P, Q)
+# and residual and y are (B, Q, P), in 32x32 tiles as in ``_transpose_source``.
+_TILE = 32
 
 
 def _masked(value: str, mask: bool) -> str:
@@ -410,84 +488,110 @@ def _masked(value: str, mask: bool) -> str:
     return f"(({value}) * mk) / @KEEP" if mask else value
 
 
-def _bias_residual_forward(mask: bool) -> str:
-    return _BIAS_RESIDUAL_LAYOUT + f"""
-const float* m = in0_p; const float* b = in1_p; const float* r = in2_p; float* y = out0_p;
-{"const float* mask = in3_p; const int64 per = outer / in3->num;" if mask else ""}
-#pragma omp parallel for schedule(static)
-for (int64 o = 0; o < outer; o++) {{
-    {"const float mk = mask[o / per];" if mask else ""}
-    if (inner == 1) {{
-        const float* mo = m + o * K; const float* ro = r + o * K; float* yo = y + o * K;
-        #pragma omp simd
-        for (int64 k = 0; k < K; k++) yo[k] = ro[k] + {_masked("mo[k] + b[k]", mask)};
-    }} else for (int64 k = 0; k < K; k++) {{
-        const int64 at = (o * K + k) * inner; const float bk = b[k];
-        #pragma omp simd
-        for (int64 i = 0; i < inner; i++) y[at + i] = r[at + i] + {_masked("m[at + i] + bk", mask)};
+def _tiles(body: str) -> str:
+    """A loop over (sample bb, 32x32 tile of (p, q)) of (B, P, Q) input ``in0`` running ``body`` for every q with
+    ``p0 <= p < p1`` to do; ``mk`` is the sample's drop-path mask."""
+    return f"""
+const int64 B = @B, P = @P, Q = @Q, pt = (P + {_TILE - 1}) / {_TILE}, qt = (Q + {_TILE - 1}) / {_TILE};
+#pragma omp for collapse(2) schedule(static)
+for (int64 bb = 0; bb < B; bb++)
+for (int64 t = 0; t < pt * qt; t++) {{
+    const int64 p0 = (t / qt) * {_TILE}, q0 = (t % qt) * {_TILE};
+    const int64 p1 = p0 + {_TILE} < P ? p0 + {_TILE} : P, q1 = q0 + {_TILE} < Q ? q0 + {_TILE} : Q;
+    const float mk = @MASK;
+    const int64 base = bb * P * Q;
+    for (int64 q = q0; q < q1; q++) {{
+        {body}
     }}
 }}
 """
 
 
-def _bias_residual_backward(mask: bool) -> str:
-    """gradient (and mask) -> (gradient of m, if masked; bias gradient, summed in float64)."""
-    return _BIAS_RESIDUAL_LAYOUT + f"""
-const float* g = in0_p; {"const float* mask = in1_p; const int64 per = outer / in1->num; float* dm = out0_p;"
-                         if mask else ""}
+def _bias_residual_forward(mask: bool, transpose: bool) -> str:
+    head = f"""
+const float* m = in0_p; const float* b = in1_p; const float* r = in2_p; float* y = out0_p;
+{"const float* mask = in3_p;" if mask else ""}
+"""
+    if transpose:
+        return head + "#pragma omp parallel\n{" + _tiles(f"""
+        const float bq = b[q];
+        for (int64 p = p0; p < p1; p++)
+            y[base + q * P + p] = r[base + q * P + p] + {_masked("m[base + p * Q + q] + bq", mask)};""") + "}"
+    return head + f"""
+const int64 C = @Q, rows = in0->num / C, per = rows / @B;
+#pragma omp parallel for schedule(static)
+for (int64 o = 0; o < rows; o++) {{
+    const float mk = @MASK;
+    const float* mo = m + o * C; const float* ro = r + o * C; float* yo = y + o * C;
+    #pragma omp simd
+    for (int64 c = 0; c < C; c++) yo[c] = ro[c] + {_masked("mo[c] + b[c]", mask)};
+}}
+"""
+
+
+def _bias_residual_backward(mask: bool, transpose: bool) -> str:
+    """gradient (and mask) -> (gradient of m, where it is not the gradient itself; bias gradient, summed in
+    float64 per thread and added in thread order)."""
+    dm = transpose or mask
+    head = f"""
+const float* g = in0_p; {"const float* mask = in1_p;" if mask else ""} {"float* dm = out0_p;" if dm else ""}
+const int64 C = @Q;
 const int threads = omp_get_max_threads();
-std::vector<double> part(threads * K, 0.0);
+std::vector<double> part(threads * C, 0.0);
 #pragma omp parallel num_threads(threads)
 {{
-    double* acc = part.data() + omp_get_thread_num() * K;
-    #pragma omp for schedule(static)
-    for (int64 o = 0; o < outer; o++) {{
-        {"const float mk = mask[o / per];" if mask else ""}
-        if (inner == 1) {{
-            const float* go = g + o * K;
-            {"float* dmo = dm + o * K;" if mask else ""}
-            #pragma omp simd
-            for (int64 k = 0; k < K; k++) {{ const float d = {_masked("go[k]", mask)}; acc[k] += d; {"dmo[k] = d;" if mask else ""} }}
-        }} else for (int64 k = 0; k < K; k++) {{
-            const int64 at = (o * K + k) * inner;
-            double s = 0.0;
-            #pragma omp simd reduction(+:s)
-            for (int64 i = 0; i < inner; i++) {{ const float d = {_masked("g[at + i]", mask)}; s += d; {"dm[at + i] = d;" if mask else ""} }}
-            acc[k] += s;
-        }}
-    }}
-}}
-mlpzoo_column_sums(part, threads, K, out{1 if mask else 0}_p);
+double* acc = part.data() + omp_get_thread_num() * C;
 """
+    if transpose:
+        body = _tiles(f"""
+        double s = 0.0;
+        for (int64 p = p0; p < p1; p++) {{
+            const float d = {_masked("g[base + q * P + p]", mask)};
+            dm[base + p * Q + q] = d; s += d;
+        }}
+        acc[q] += s;""")
+    else:
+        body = f"""
+const int64 rows = in0->num / C, per = rows / @B;
+#pragma omp for schedule(static)
+for (int64 o = 0; o < rows; o++) {{
+    const float mk = @MASK;
+    const float* go = g + o * C; {"float* dmo = dm + o * C;" if dm else ""}
+    #pragma omp simd
+    for (int64 c = 0; c < C; c++) {{ const float d = {_masked("go[c]", mask)}; acc[c] += d; {"dmo[c] = d;" if dm else ""} }}
+}}
+"""
+    return head + body + f"}}\nmlpzoo_column_sums(part, threads, C, out{1 if dm else 0}_p);\n"
 
 
 class BiasResidual(jt.Function):
-    """``residual + drop_path(m + bias)``, the bias along axis ``axis`` of ``m`` and the drop-path ``mask``
-    (0 or 1 per sample, then divided by ``keep``) optional: the end of a residual block's last linear in one
-    pass (Jittor adds the bias and the residual in one single-threaded kernel and sums the bias gradient in
-    another)."""
+    """``residual + drop_path(m + bias)``, the bias along m's last axis, the drop-path ``mask`` (0 or 1 per sample,
+    then divided by ``keep``) optional, with ``transpose`` m's last two axes swapped first: the end of a residual
+    block's last linear in one pass (Jittor adds the bias and the residual in one single-threaded kernel and sums
+    the bias gradient in another)."""
 
-    def __init__(self, axis: int = -1, keep: float = 1.0) -> None:
-        self.axis, self.keep = axis, keep
+    def __init__(self, keep: float = 1.0, transpose: bool = False) -> None:
+        self.keep, self.transpose = keep, transpose
 
-    def _source(self, template: str, shape: tuple[int, ...]) -> str:
-        axis = self.axis % len(shape)
-        return (template.replace("@KEEP", f"{float(self.keep)!r}f").replace("@OUTER", str(math.prod(shape[:axis])))
-                .replace("@K", str(shape[axis])))
+    def _source(self, template: str) -> str:
+        samples, q = self.shape[0], self.shape[-1]
+        mk = ("mask[bb]" if self.transpose else "mask[o / per]") if self.mask is not None else "1.0f"
+        return (template.replace("@KEEP", f"{float(self.keep)!r}f").replace("@MASK", mk).replace("@B", str(samples))
+                .replace("@P", str(math.prod(self.shape[1:-1]))).replace("@Q", str(q)))
 
     def execute(self, m: jt.Var, bias: jt.Var, residual: jt.Var, mask: jt.Var | None = None) -> jt.Var:
         self.shape, self.mask = tuple(m.shape), mask
         inputs = [m, bias, residual] + ([] if mask is None else [mask])
-        return jt.code(m.shape, m.dtype, inputs, cpu_header=_HEADER,
-                       cpu_src=self._source(_bias_residual_forward(mask is not None), self.shape))
+        return jt.code(residual.shape, m.dtype, inputs, cpu_header=_HEADER,
+                       cpu_src=self._source(_bias_residual_forward(mask is not None, self.transpose)))
 
     def grad(self, g: jt.Var) -> tuple[jt.Var | None, ...]:
-        src = self._source(_bias_residual_backward(self.mask is not None), self.shape)
-        k = self.shape[self.axis]
-        if self.mask is None:
-            return g, jt.code([k], g.dtype, [g], cpu_header=_HEADER, cpu_src=src), g
-        dm, dbias = jt.code([self.shape, [k]], [g.dtype] * 2, [g, self.mask], cpu_header=_HEADER, cpu_src=src)
-        return dm, dbias, g, None
+        src = self._source(_bias_residual_backward(self.mask is not None, self.transpose))
+        inputs, c = [g] + ([] if self.mask is None else [self.mask]), [self.shape[-1]]
+        if self.mask is None and not self.transpose:
+            return g, jt.code(c, g.dtype, inputs, cpu_header=_HEADER, cpu_src=src), g
+        dm, dbias = jt.code([self.shape, c], [g.dtype] * 2, inputs, cpu_header=_HEADER, cpu_src=src)
+        return (dm, dbias, g) + (() if self.mask is None else (None,))
 
 
 def _sgd_source(weight_decay: bool, momentum: bool, first: bool, nesterov: bool) -> str:

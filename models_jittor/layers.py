@@ -182,13 +182,16 @@ def residual_branch(x: jt.Var, norm: nn.Module, branch: nn.Module, drop_path: Dr
     kernel adds x's gradients and ``branch.residual`` ends in one ``BiasResidual`` kernel."""
     if not (isinstance(norm, LayerNorm) and cpu_kernels.enabled(x, norm.weight, norm.bias)):
         return x + drop_path(branch(norm(x)))
-    y, x = cpu_kernels.LayerNormFn(norm.eps, keep_input=True)(x, norm.weight, norm.bias)
+    transpose = getattr(branch, "TRANSPOSED_INPUT", False)  # the branch takes norm(x) with its last two axes swapped
+    y, x = cpu_kernels.LayerNormFn(norm.eps, keep_input=True, transpose=transpose)(x, norm.weight, norm.bias)
     return branch.residual(y, x, drop_path)
 
 
-def bias_residual(m: jt.Var, bias: jt.Var, residual: jt.Var, drop_path: DropPath, axis: int = -1) -> jt.Var:
-    """``residual + drop_path(m + bias)``, the bias along ``axis``, in one CPU kernel."""
-    mask, fuse = drop_path.mask(m), cpu_kernels.BiasResidual(axis, 1.0 - drop_path.drop_prob)
+def bias_residual(m: jt.Var, bias: jt.Var, residual: jt.Var, drop_path: DropPath, transpose: bool = False
+                  ) -> jt.Var:
+    """``residual + drop_path(m + bias)`` in one CPU kernel, with ``transpose`` m's last two axes swapped after
+    the bias add."""
+    mask, fuse = drop_path.mask(m), cpu_kernels.BiasResidual(1.0 - drop_path.drop_prob, transpose)
     return fuse(m, bias, residual) if mask is None else fuse(m, bias, residual, mask)
 
 

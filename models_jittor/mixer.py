@@ -55,11 +55,13 @@ class TokenMlp(nn.Module):
         # Jittor's transposes run on one CPU thread)
         return permute(self.fc2(linear_act(self.fc1, self.act, permute(x, (0, 2, 1)))), (0, 2, 1))
 
+    TRANSPOSED_INPUT = True  # residual() takes x as (B, C, N), which the LayerNorm kernel writes directly
+
     def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
-        """``residual + drop_path(self(x))`` on the CPU kernels (``layers.residual_branch``)."""
-        h = linear_act(self.fc1, self.act, permute(x, (0, 2, 1)))
-        mixed = permute(cpu_kernels.matmul_transpose(h, self.fc2.weight), (0, 2, 1))
-        return bias_residual(mixed, self.fc2.bias, residual, drop_path, axis=1)
+        """``residual + drop_path(self(x.transpose(1, 2)))`` on the CPU kernels (``layers.residual_branch``)."""
+        h = linear_act(self.fc1, self.act, x)
+        return bias_residual(cpu_kernels.matmul_transpose(h, self.fc2.weight), self.fc2.bias, residual, drop_path,
+                             transpose=True)
 
 
 class MixerBlock(nn.Module):

@@ -206,25 +206,26 @@ def test_residual_blocks_equal_their_jittor_op_forms(family: str, drop_path: flo
         assert 0 < mask.sum() < len(mask), mask
 
 
-@pytest.mark.parametrize("axis,masked", [(-1, False), (-1, True), (1, False), (1, True)])
-def test_bias_residual_forward_and_backward(axis: int, masked: bool):
-    """``residual + drop_path(m + bias)`` in one kernel: a linear's bias (last axis) or a bias along the tokens
-    (axis 1), with or without a drop-path mask, against float64 PyTorch."""
+@pytest.mark.parametrize("transpose,masked", [(False, False), (False, True), (True, False), (True, True)])
+def test_bias_residual_forward_and_backward(transpose: bool, masked: bool):
+    """``residual + drop_path(m + bias)`` in one kernel: a linear's output, or (Mixer's token MLP) one whose last
+    two axes are swapped after the bias (49 x 96: partial 32x32 tiles), with or without a drop-path mask,
+    against float64 PyTorch."""
     rng = np.random.RandomState(9)
-    m, r, g = (rng.standard_normal((4, 49, 96)).astype(np.float32) for _ in range(3))
-    bias = rng.standard_normal(m.shape[axis]).astype(np.float32)
+    m = rng.standard_normal((4, 49, 96)).astype(np.float32)
+    r, g = (rng.standard_normal((4, 96, 49) if transpose else m.shape).astype(np.float32) for _ in range(2))
+    bias = rng.standard_normal(96).astype(np.float32)
     mask, keep = np.array([1, 0, 1, 1], np.float32), 0.75
-    shape = [1, 1, 1]
-    shape[axis] = -1
 
     def fn(mt: torch.Tensor, bt: torch.Tensor, rt: torch.Tensor) -> torch.Tensor:
-        out = mt + bt.reshape(shape)
+        out = mt + bt
+        out = out.transpose(1, 2) if transpose else out
         return rt + (out * torch.from_numpy(mask).to(out.dtype).reshape(-1, 1, 1) / keep if masked else out)
 
     exact, exact_grads = _torch_reference(fn, [m, bias, r], g, torch.float64)
     t32, t32_grads = _torch_reference(fn, [m, bias, r], g, torch.float32)
     inputs = [jt.array(m), jt.array(bias), jt.array(r)]
-    fuse = cpu_kernels.BiasResidual(axis, keep if masked else 1.0)
+    fuse = cpu_kernels.BiasResidual(keep if masked else 1.0, transpose)
     out = fuse(*inputs, jt.array(mask)) if masked else fuse(*inputs)
     grads = jt.grad((out * jt.array(g)).sum(), inputs)
     _assert_as_accurate(out.numpy(), t32, exact, 2e-7)
@@ -232,26 +233,31 @@ def test_bias_residual_forward_and_backward(axis: int, masked: bool):
         _assert_as_accurate(got.numpy(), t, e, 2e-7)
 
 
-def test_layernorm_passing_its_input_through_adds_both_gradients():
+@pytest.mark.parametrize("transpose", [False, True])
+def test_layernorm_passing_its_input_through_adds_both_gradients(transpose: bool):
     """``LayerNormFn(keep_input=True)`` returns (norm(x), x): x's gradient is the LayerNorm's plus the one through
-    the passed-through x, added in the backward kernel; with only one of them used, that one."""
+    the passed-through x, added in the backward kernel; with only one of them used, that one. With ``transpose``
+    norm(x) comes as (B, C, N) (33 tokens: a partial tile of 32)."""
     rng = np.random.RandomState(10)
-    x, g_norm, g_x = (rng.standard_normal((6, 33, 64)).astype(np.float32) for _ in range(3))
+    x, g_x = (rng.standard_normal((6, 33, 64)).astype(np.float32) for _ in range(2))
+    g_norm = rng.standard_normal((6, 64, 33) if transpose else x.shape).astype(np.float32)
     w, b = (1 + 0.1 * rng.standard_normal((2, 64))).astype(np.float32)
 
     def fn(xt: torch.Tensor, wt: torch.Tensor, bt: torch.Tensor) -> torch.Tensor:
-        return torch.stack([torch.nn.functional.layer_norm(xt, (64,), wt, bt), xt])
+        y = torch.nn.functional.layer_norm(xt, (64,), wt, bt)
+        return torch.cat([(y.transpose(1, 2) if transpose else y).reshape(-1), xt.reshape(-1)])
 
-    both = np.stack([g_norm, g_x])
+    both = np.concatenate([g_norm.reshape(-1), g_x.reshape(-1)])
     exact, exact_grads = _torch_reference(fn, [x, w, b], both, torch.float64)
     t32, t32_grads = _torch_reference(fn, [x, w, b], both, torch.float32)
     inputs = [jt.array(x), jt.array(w), jt.array(b)]
-    y, passed = cpu_kernels.LayerNormFn(1e-5, keep_input=True)(*inputs)
+    y, passed = cpu_kernels.LayerNormFn(1e-5, keep_input=True, transpose=transpose)(*inputs)
+    assert y.shape == list(g_norm.shape)
     grads = jt.grad((y * jt.array(g_norm)).sum() + (passed * jt.array(g_x)).sum(), inputs)
-    _assert_as_accurate(np.stack([y.numpy(), passed.numpy()]), t32, exact, 2e-6)
+    _assert_as_accurate(np.concatenate([y.numpy().reshape(-1), passed.numpy().reshape(-1)]), t32, exact, 2e-6)
     for got, t, e in zip(grads, t32_grads, exact_grads):  # x, weight, bias
         _assert_as_accurate(got.numpy(), t, e, 2e-6)
-    _, only_passed = cpu_kernels.LayerNormFn(1e-5, keep_input=True)(*inputs)
+    _, only_passed = cpu_kernels.LayerNormFn(1e-5, keep_input=True, transpose=transpose)(*inputs)
     np.testing.assert_array_equal(jt.grad((only_passed * jt.array(g_x)).sum(), inputs[0]).numpy(), g_x)
 
 
