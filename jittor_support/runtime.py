@@ -12,6 +12,7 @@ Environment variables:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def _import_jittor():
     if compile_extern.mkl_ops is None and not allow_slow:
         raise JittorSetupError(f"Jittor started without oneDNN: {_FIX_HINT}")
     jittor.flags.log_silent = int(os.environ.get("log_silent", "0"))
+    # Jittor's SIGCHLD handler ends the whole process (exit 1, its message lost under pytest's capture) when ANY
+    # child ends by a signal, meant for its dataset workers, which we do not use; a failed compile still raises
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     return jittor
 
 
