@@ -30,6 +30,10 @@ def enabled(*tensors: jt.Var) -> bool:
     return not jt.flags.use_cuda and all(t.dtype == "float32" for t in tensors)
 
 
+# side of the square tiles in which the transposing kernels walk memory, so that both sides of a tile stay in cache
+_TILE = 32
+
+
 def _horner(var: str, coefficients: tuple[float, ...]) -> str:
     out = f"{coefficients[-1]!r}f"
     for c in coefficients[-2::-1]:
@@ -187,11 +191,11 @@ mlpzoo_column_sums(part_b, threads, C, out2_p);
 
 
 # LayerNorm of (B, N, C) input written as (B, C, N) (Mixer's token MLP takes it so), and its backward from a
-# (B, C, N) output gradient plus x's residual gradient: tasks of 32 tokens of one sample, whose rows of x stay in
+# (B, C, N) output gradient plus x's residual gradient: tasks of _TILE tokens of one sample, whose rows of x stay in
 # cache while the output or gradient is walked along N.
 _LAYER_NORM_TRANSPOSED_TASKS = """
-const int64 B = in0->shape[0], N = in0->shape[1], C = in0->shape[2], tiles = (N + 31) / 32;
-"""
+const int64 B = in0->shape[0], N = in0->shape[1], C = in0->shape[2], tiles = (N + @TILE - 1) / @TILE;
+""".replace("@TILE", str(_TILE))
 
 _LAYER_NORM_FORWARD_TRANSPOSED = _LAYER_NORM_TRANSPOSED_TASKS + """
 const float* x = in0_p; const float* w = in1_p; const float* b = in2_p;
@@ -199,7 +203,7 @@ float* y = out0_p; float* mean_out = out1_p; float* invstd_out = out2_p;
 const double eps = @EPS;
 #pragma omp parallel for schedule(static)
 for (int64 bt = 0; bt < B * tiles; bt++) {
-    const int64 bb = bt / tiles, n0 = (bt % tiles) * 32, n1 = n0 + 32 < N ? n0 + 32 : N;
+    const int64 bb = bt / tiles, n0 = (bt % tiles) * @TILE, n1 = n0 + @TILE < N ? n0 + @TILE : N;
     for (int64 n = n0; n < n1; n++) {
         const float* xr = x + (bb * N + n) * C;
         double s = 0.0;
@@ -217,7 +221,7 @@ for (int64 bt = 0; bt < B * tiles; bt++) {
         for (int64 n = n0; n < n1; n++) yr[n] = (x[(bb * N + n) * C + c] - m[n]) * is[n] * wc + bc;
     }
 }
-"""
+""".replace("@TILE", str(_TILE))
 
 _LAYER_NORM_BACKWARD_TRANSPOSED = _LAYER_NORM_TRANSPOSED_TASKS + """
 const float* x = in0_p; const float* w = in1_p; const float* mean = in2_p; const float* invstd = in3_p;
@@ -230,9 +234,9 @@ std::vector<double> part_w(threads * C, 0.0), part_b(threads * C, 0.0);
     double* acc_b = part_b.data() + omp_get_thread_num() * C;
     #pragma omp for schedule(static)
     for (int64 bt = 0; bt < B * tiles; bt++) {
-        const int64 bb = bt / tiles, n0 = (bt % tiles) * 32, n1 = n0 + 32 < N ? n0 + 32 : N;
+        const int64 bb = bt / tiles, n0 = (bt % tiles) * @TILE, n1 = n0 + @TILE < N ? n0 + @TILE : N;
         const float* m = mean + bb * N; const float* is = invstd + bb * N;
-        double sum_gn[32] = {0.0}, sum_gn_xhat[32] = {0.0};
+        double sum_gn[@TILE] = {0.0}, sum_gn_xhat[@TILE] = {0.0};
         for (int64 c = 0; c < C; c++) {
             const float* gr = g + (bb * C + c) * N; const float wc = w[c];
             double aw = 0.0, ab = 0.0;
@@ -255,7 +259,7 @@ std::vector<double> part_w(threads * C, 0.0), part_b(threads * C, 0.0);
 }
 mlpzoo_column_sums(part_w, threads, C, out1_p);
 mlpzoo_column_sums(part_b, threads, C, out2_p);
-"""
+""".replace("@TILE", str(_TILE))
 
 
 class _Normalization(jt.Function):
@@ -479,8 +483,7 @@ class ReLU(jt.Function):
 
 # y = residual + drop_path(m + bias), the bias along m's last axis. Rows: m, residual and y are (rows, C), the
 # drop-path mask per sample (rows / samples consecutive rows each). Transposed (Mixer's token MLP): m is (B, P, Q)
-# and residual and y are (B, Q, P), in 32x32 tiles as in ``_transpose_source``.
-_TILE = 32
+# and residual and y are (B, Q, P), in tiles as in ``_transpose_source``.
 
 
 def _masked(value: str, mask: bool) -> str:
@@ -489,7 +492,7 @@ def _masked(value: str, mask: bool) -> str:
 
 
 def _tiles(body: str) -> str:
-    """A loop over (sample bb, 32x32 tile of (p, q)) of (B, P, Q) input ``in0`` running ``body`` for every q with
+    """A loop over (sample bb, tile of (p, q)) of (B, P, Q) input ``in0`` running ``body`` for every q with
     ``p0 <= p < p1`` to do; ``mk`` is the sample's drop-path mask."""
     return f"""
 const int64 B = @B, P = @P, Q = @Q, pt = (P + {_TILE - 1}) / {_TILE}, qt = (Q + {_TILE - 1}) / {_TILE};
@@ -632,7 +635,7 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
     return strides
 
 
-def _transpose_source(shape: tuple[int, ...], order: tuple[int, ...], backward: bool, tile: int = 32) -> str:
+def _transpose_source(shape: tuple[int, ...], order: tuple[int, ...], backward: bool, tile: int = _TILE) -> str:
     """``_permute_source`` where the last axis moves: a tiled transpose between the output's last axis and the
     output axis that holds the input's last (contiguous) axis, for every index of the other axes, so that both
     sides of a tile stay in cache (one element per cache line otherwise: 10x slower)."""

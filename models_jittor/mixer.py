@@ -44,6 +44,8 @@ class PatchEmbed(nn.Module):
 class TokenMlp(nn.Module):
     """Linear -> GELU -> Linear along the token axis of (B, N, C) input, the same for every channel."""
 
+    TRANSPOSED_INPUT = True  # residual() takes x as (B, C, N), which the LayerNorm kernel writes directly
+
     def __init__(self, num_tokens: int, hidden: int, gelu: str = "exact") -> None:
         self.fc1 = nn.Linear(num_tokens, hidden)
         self.act = gelu_layer(gelu)
@@ -54,8 +56,6 @@ class TokenMlp(nn.Module):
         # last for its Linear's 2-D GEMM: the whole Mixer-B/16 ran 13-35% faster so on 2 CPU cores (our permute:
         # Jittor's transposes run on one CPU thread)
         return permute(self.fc2(linear_act(self.fc1, self.act, permute(x, (0, 2, 1)))), (0, 2, 1))
-
-    TRANSPOSED_INPUT = True  # residual() takes x as (B, C, N), which the LayerNorm kernel writes directly
 
     def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
         """``residual + drop_path(self(x.transpose(1, 2)))`` on the CPU kernels (``layers.residual_branch``)."""
