@@ -2,8 +2,9 @@
 
 An audit hook sees each ``open``/``listdir``/``scandir``. A path counts as outside when it lies under the
 repository's parent folder but not in the repository, the Python installation, the temp files (``tmp*`` and
-pytest's, when the clone sits in the temp folder itself) or a hidden folder (``~/.cache`` and the like, when the
-clone sits in the home folder).
+pytest's, when the clone sits in the temp folder itself), the user's own folders (home, ``XDG_*``, ``JITTOR_HOME``
+and Jittor's configured home, ``MPLCONFIGDIR``: a home beside the clone is the user's, not a sibling the clone
+lacks) or a hidden folder (``~/.cache`` and the like, when the clone sits in the home folder).
 """
 from __future__ import annotations
 
@@ -12,13 +13,24 @@ import sys
 import tempfile
 from pathlib import Path
 
+from jittor_support.paths import jittor_home
+
 ROOT = Path(__file__).resolve().parent.parent
 _PARENT = str(ROOT.parent).rstrip(os.sep) + os.sep
 _TEMP = str(Path(tempfile.gettempdir()).resolve()) + os.sep
-# where the interpreter and the temp files live; a folder holding the repository itself (a clone in /tmp) is no
-# exception, or everything beside the repository would be
-_ALLOWED = tuple(p for p in (str(Path(d).resolve()) + os.sep for d in
-                             {ROOT, sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir()})
+
+
+def _user_dirs() -> set[str]:
+    """The user's home, caches and configuration, as the environment places them (XDG_*_DIRS: several each)."""
+    named = [os.environ.get(k, "") for k in ("HOME", "JITTOR_HOME", "MPLCONFIGDIR")]
+    xdg = [d for k, v in os.environ.items() if k.startswith("XDG_") for d in v.split(os.pathsep)]
+    return {d for d in (*named, *xdg, str(Path.home()), str(jittor_home())) if os.path.isabs(d)}
+
+
+# where the interpreter, the temp files and the user's own folders live; a folder holding the repository itself
+# (a clone in /tmp, or in the home folder) is no exception, or everything beside the repository would be
+_ALLOWED = tuple(p for d in {ROOT, sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir(), *_user_dirs()}
+                 for p in {path.rstrip(os.sep) + os.sep for path in (os.path.abspath(d), os.path.realpath(d))}
                  if not _PARENT.startswith(p))
 _EVENTS = {"open", "os.listdir", "os.scandir", "glob.glob"}
 
