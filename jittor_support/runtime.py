@@ -93,9 +93,38 @@ def _prepare_environment() -> bool:
     return allow_slow
 
 
+def _forget_jittor() -> None:
+    """Drop the modules of an import Jittor ended half-way, so that importing it again starts from the top."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("jittor", "jittor_utils", "jit_utils_core")]:
+        del sys.modules[name]
+
+
+def _import_completed():
+    """``import jittor``, completed where Jittor ends it: after recompiling its jit_utils core (whenever its compile
+    flags differ from its cache's: another HOME or compiler over the same cache, a CUDA toolkit appearing, an
+    upgrade) Jittor 1.3.11 calls ``sys.exit(0)`` in the middle of the import, asking the user to rerun."""
+    try:
+        import jittor
+        return jittor
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise JittorSetupError(f"importing Jittor ended with exit status {e.code}") from None
+    cache = getattr(sys.modules.get("jittor_utils"), "cache_path", "its cache")
+    print(f"mlp-zoo: Jittor's compile flags changed since {cache} was built (another HOME, compiler or toolkit over "
+          "the same cache, or a new Jittor); compiling Jittor's core for them once (2-5 minutes on 2 cores) ...",
+          file=sys.stderr, flush=True)
+    _forget_jittor()
+    try:
+        import jittor
+    except SystemExit as e:
+        raise JittorSetupError(f"Jittor ended its import again after recompiling its core in {cache} (exit status "
+                               f"{e.code}); remove that folder to rebuild it from scratch") from None
+    return jittor
+
+
 def _import_jittor():
     allow_slow = _prepare_environment()
-    import jittor
+    jittor = _import_completed()
     from jittor import compile_extern
 
     if compile_extern.mkl_ops is None and not allow_slow:
