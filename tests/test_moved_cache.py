@@ -88,3 +88,16 @@ def test_pytest_runs_a_test_file(moved_cache):
     r = _run_first_time(moved_cache, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                         "tests/test_einops_jittor.py")
     assert " passed" in r.stdout and "failed" not in r.stdout and "error" not in r.stdout
+
+
+@pytest.mark.parametrize("code, error", [(0, "Jittor ended its import again"),
+                                         (3, "importing Jittor ended with exit status 3")])
+def test_an_import_jittor_keeps_ending_fails_loudly(tmp_path, code, error):
+    """Where the import cannot be completed (here a stand-in for Jittor that always exits), the program fails with
+    the cause in one line, never exit status 0 having done nothing."""
+    (tmp_path / "jittor.py").write_text(f"import sys\nsys.exit({code})\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tmp_path), str(ROOT)))}
+    r = subprocess.run([sys.executable, "-c", "import models_jittor; print('imported')"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode not in (0, code) and r.stdout == ""
+    assert r.stderr.splitlines()[-1].startswith(f"jittor_support.runtime.JittorSetupError: {error}")
