@@ -89,40 +89,39 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
     classes = len(datasets[args.train_size].classes)
     save = lambda: (out / "study.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     common = ["--data", args.data, "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
-    for name in args.models:
+    trained, base = {}, {}
+    for name in args.models:  # phases across the models, so that a cut-short run still compares them
         start = time.perf_counter()
         train_dir = out / f"{name}_{args.train_size}"
         steps = ["--steps", str(args.train_steps)] if args.train_steps else []
         finetune.main(["--model", name, "--img-size", str(args.train_size), "--epochs", str(args.train_epochs),
                        "--lr", str(args.train_lr), "--out", str(train_dir), *common, *steps])
-        trained = str(train_dir / f"{name}_torch.pth")
-        base = accuracy(models_pytorch.create_model(name, pretrained=trained), datasets[args.train_size])
+        trained[name] = str(train_dir / f"{name}_torch.pth")
+        base[name] = accuracy(models_pytorch.create_model(name, pretrained=trained[name]),
+                              datasets[args.train_size])
         print(f"{name}: trained at {args.train_size} px in {time.perf_counter() - start:.0f} s, "
-              f"test accuracy {base:.2f}%", file=sys.stderr)
-        mine = []
-        for size in args.sizes:  # every start as loaded first: the cheap half of the table
+              f"test accuracy {base[name]:.2f}%", file=sys.stderr)
+    for size in args.sizes:  # every start as loaded: the cheap half of the table
+        for name in args.models:
             for method in METHODS:
-                model = start_model(name, trained, size, method, classes, args.seed)
+                model = start_model(name, trained[name], size, method, classes, args.seed)
                 path = out / f"{name}_{size}_{method}.pth"
                 torch.save(model.state_dict(), path)
-                mine.append(dict(model=name, train_size=args.train_size, train_accuracy=base, size=size,
+                rows.append(dict(model=name, train_size=args.train_size, train_accuracy=base[name], size=size,
                                  method=method, accuracy=accuracy(model, datasets[size]), finetuned_accuracy=None,
                                  start=str(path)))
-                rows.append(mine[-1])
-                print(f"{name} {size} px {method}: {mine[-1]['accuracy']:.2f}%", file=sys.stderr)
+                print(f"{name} {size} px {method}: {rows[-1]['accuracy']:.2f}%", file=sys.stderr)
                 save()
-        if args.finetune_steps == 0:
-            continue
-        steps = ["--steps", str(args.finetune_steps)] if args.finetune_steps else []
-        for row in mine:
-            result = finetune.main(["--model", name, "--img-size", str(row["size"]), "--pretrained", row["start"],
-                                    "--epochs", str(args.finetune_epochs), "--lr", str(args.finetune_lr),
-                                    "--out", str(out / f"ft_{name}_{row['size']}_{row['method']}"), *common,
-                                    *steps])
-            row["finetuned_accuracy"] = result["runs"]["torch"]["accuracies"][-1]
-            print(f"{name} {row['size']} px {row['method']}: {row['finetuned_accuracy']:.2f}% after fine-tuning",
-                  file=sys.stderr)
-            save()
+    steps = ["--steps", str(args.finetune_steps)] if args.finetune_steps else []
+    for row in rows if args.finetune_steps != 0 else []:
+        result = finetune.main(["--model", row["model"], "--img-size", str(row["size"]), "--pretrained",
+                                row["start"], "--epochs", str(args.finetune_epochs), "--lr", str(args.finetune_lr),
+                                "--out", str(out / f"ft_{row['model']}_{row['size']}_{row['method']}"), *common,
+                                *steps])
+        row["finetuned_accuracy"] = result["runs"]["torch"]["accuracies"][-1]
+        print(f"{row['model']} {row['size']} px {row['method']}: {row['finetuned_accuracy']:.2f}% after "
+              f"fine-tuning", file=sys.stderr)
+        save()
     return rows
 
 
