@@ -124,8 +124,10 @@ def resample_token_mlp(fc1_w: np.ndarray, fc2_w: np.ndarray, fc2_b: np.ndarray, 
     fc2 (N, hidden) and its bias (N,) write."""
     (rh, ph), (rw, pw) = (_operators(o, n, kernel, method) for o, n in zip(old, new))
     hidden = fc1_w.shape[0]
-    w1 = np.einsum("khw,ha,wb->kab", fc1_w.reshape(hidden, *old).astype(np.float64), ph, pw)
-    w2 = np.einsum("ah,bw,hwk->abk", rh, rw, fc2_w.reshape(*old, hidden).astype(np.float64))
+    w1 = np.einsum("khw,ha,wb->kab", fc1_w.reshape(hidden, *old).astype(np.float64), ph, pw,
+                   optimize=True)
+    w2 = np.einsum("ah,bw,hwk->abk", rh, rw, fc2_w.reshape(*old, hidden).astype(np.float64),
+                   optimize=True)
     b2 = rh @ fc2_b.reshape(old).astype(np.float64) @ rw.T
     n = new[0] * new[1]
     return _cast(w1.reshape(hidden, n), fc1_w), _cast(w2.reshape(n, hidden), fc2_w), _cast(b2.reshape(n), fc2_b)
@@ -145,7 +147,8 @@ def resample_permute(weight: np.ndarray, old: int, new: int, method: str = "pi",
     c = weight.shape[0]
     s, k = c // old, old // new
     r, p = _operators(old, new, kernel, method)
-    mixed = np.einsum("ah,hsit,ib->asbt", r, weight.reshape(old, s, old, s).astype(np.float64), p)
+    mixed = np.einsum("ah,hsit,ib->asbt", r, weight.reshape(old, s, old, s).astype(np.float64), p,
+                      optimize=True)
     out = np.einsum("asbt,jl->ajsblt", mixed, np.eye(k))  # new channel (a, j, s): grid a, old segment j
     return _cast(out.reshape(c, c), weight)
 
