@@ -230,6 +230,11 @@ def test_resample_none_refuses_a_new_grid_and_loads_the_own_one(small_files):
     with pytest.raises(CheckpointError, match="vip_s7 at 56x56: the weights are for other token grids"):
         models_pytorch.create_model("vip_s7", pretrained=small_files["vip_s7"], img_size=56, resample="none",
                                     **_arch("vip_s7"))
+    for bad, message in ((dict(resample="cubic"), "mixer_s16: resample must be one of pi, interp, none"),
+                         (dict(resample_kernel="area"), "mixer_s16: resample_kernel must be one of bilinear")):
+        with pytest.raises(CheckpointError, match=message):
+            models_pytorch.create_model("mixer_s16", pretrained=small_files["mixer_s16"], img_size=96, **bad,
+                                        **_arch("mixer_s16"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the file's own size: nothing to resample, nothing to say
         models_pytorch.create_model("mixer_s16", pretrained=small_files["mixer_s16"], img_size=64,

@@ -271,20 +271,22 @@ def resample_state(name: str, state: State, img_size: Any, method: str = "pi", k
                    built: dict[str, Any] | None = None) -> tuple[State, dict[str, Any], str]:
     """``state`` (native keys of variant ``name``) for inputs of ``img_size``: (state, the build arguments that
     size needs, a one-line note of what changed, empty when nothing did). ``built`` holds the build arguments
-    already chosen (ViP's segment_dims are read from it). ``method='none'`` refuses any change of grid; an impossible size
-    raises a one-line CheckpointError."""
+    already chosen (ViP's segment_dims are read from it). ``method='none'`` refuses any change of grid; an
+    impossible size raises a one-line CheckpointError."""
     if method not in METHODS:
         raise CheckpointError(f"{name}: resample must be one of {', '.join(METHODS)}, got {method!r}")
+    if kernel not in KERNELS:
+        raise CheckpointError(f"{name}: resample_kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
     family = variant(name).family
     size = _pair(img_size, name)
     resampler = FAMILY_RESAMPLERS[family]
     if resampler is None:
         return state, {}, f"{name} has no grid-sized weights (convolutions only): any input size, nothing resampled"
     args = {} if family == "vip" else {"img_size": size}
-    vip_built = dict(built or {})
-    out, changed, grids = resampler(name, state, size, "pi" if method == "none" else method, kernel, vip_built)
+    chosen = dict(built or {})
+    out, changed, grids = resampler(name, state, size, "pi" if method == "none" else method, kernel, chosen)
     if family == "vip":
-        args["segment_dims"] = vip_built["segment_dims"]
+        args["segment_dims"] = chosen["segment_dims"]
     if not changed:
         return state, args, ""
     if method == "none":
