@@ -40,7 +40,10 @@ def create_model(name: str, pretrained: str | os.PathLike | None = None, **kwarg
     file's class count unless ``num_classes`` is given: another count fine-tunes (a fresh classifier, a warning).
 
     ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust); ``ema=True`` takes
-    the EMA weights of a training checkpoint; ``allow_nonfinite=True`` accepts NaN/Inf weights.
+    the EMA weights of a training checkpoint; ``allow_nonfinite=True`` accepts NaN/Inf weights. An ``img_size``
+    other than the file's resamples its grid-sized token-mixing weights, with a warning: ``resample='pi'``
+    (default), ``'interp'`` or ``'none'`` (refuse), ``resample_kernel='bilinear'`` or ``'bicubic'``
+    (docs/resolution.md).
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model '{name}'; known: {', '.join(list_models())}")

@@ -3,14 +3,17 @@
 
   python tools/convert.py torch2jittor SRC DST.pkl [--model NAME] [--verify]
   python tools/convert.py jittor2torch SRC.pkl DST.pth [--model NAME] [--verify]
+  python tools/convert.py torch2jittor SRC DST.pkl --img-size 384[,288] [--resample pi|interp] [--verify]
 
 SRC may be any supported file: PyTorch .pth/.pt/.bin/.ckpt/.pth.tar (zip or legacy), Jittor .pkl,
 .safetensors or .npz, as saved by either framework or as released officially (SPACH sMLPNet, ...).
 The usual wrappers ('model', 'state_dict', 'state_dict_ema', 'module.' prefixes) are unwrapped and reported.
 Without --model the architecture is detected from the keys and shapes. Nothing is written unless every
 key and shape fits the model; the output appears only when complete, and never replaces a file unless
---force is given. Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on any error,
-130 when interrupted (Ctrl-C) and 143 when terminated (SIGTERM); an interrupted run leaves no file behind.
+--force is given. --img-size writes the weights for another input size, their token-mixing weights resampled
+(docs/resolution.md); a size the model cannot take is refused. Exit status: 0 on success, 1 when --verify
+finds a mismatch, 2 on any error, 130 when interrupted (Ctrl-C) and 143 when terminated (SIGTERM); an
+interrupted run leaves no file behind.
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ from weights_convert import CheckpointError, check_destination, read_checkpoint,
 from model_specs import FAMILIES, VARIANTS, variant  # noqa: E402
 from weights_convert.escaping import one_line, shown  # noqa: E402
 from weights_convert.formats import TORCH_SUFFIXES  # noqa: E402
+from weights_convert.checks import match_state  # noqa: E402
 from weights_convert.pretrained import described_options, file_options  # noqa: E402
+from weights_convert.resample import KERNELS, resample_state  # noqa: E402
 
 DIRECTIONS = {"torch2jittor": ("Jittor", (".pkl",)),
               "jittor2torch": ("PyTorch", TORCH_SUFFIXES + (".safetensors",))}
@@ -50,8 +55,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow pickled objects beyond arrays (can run code: only for files you trust)")
     p.add_argument("--allow-nonfinite", action="store_true", help="convert weights holding NaN or Inf")
+    p.add_argument("--img-size", type=_size, metavar="H[,W]",
+                   help="write the weights for this input size, resampling the token-mixing weights")
+    p.add_argument("--resample", choices=("pi", "interp"), default="pi",
+                   help="with --img-size: PI-resize (default) or plain interpolation of weights reading the grid")
+    p.add_argument("--resample-kernel", choices=KERNELS, default="bilinear",
+                   help="with --img-size: the resize operator's kernel (default %(default)s)")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return p.parse_args(argv)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected H or H,W (integers), got {text!r}")
+    return (parts[0], parts[-1])
 
 
 def expected_shapes(name: str, kwargs: dict) -> dict[str, tuple[int, ...]]:
@@ -84,14 +105,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         name, kwargs = ckpt.detect()
         shown_kwargs, detected = kwargs, name
-    state = ckpt.fit(expected_shapes(name, kwargs), name)
+    state, needs, resampled = ckpt.state, dict(ckpt.model_kwargs), ""
+    if args.img_size:
+        state, size_args, resampled = resample_state(name, state, args.img_size, args.resample,
+                                                     args.resample_kernel, kwargs)
+        kwargs = {**{k: v for k, v in kwargs.items() if k != "img_size"}, **size_args}
+        shown_kwargs = {**{k: v for k, v in shown_kwargs.items() if k != "img_size"}, **size_args}
+        grid = size_args.get("img_size", (0, 0))
+        if "segment_dims" in size_args or (variant(name).family == "mixer" and grid[0] != grid[1]):
+            needs.update(size_args)  # ViP's grid, or a non-square Mixer grid: the weights' shapes do not say
+    state = match_state(state, expected_shapes(name, kwargs), ckpt.path, name)
     fmt = write_atomic(args.dst, state, force=args.force)
     how = "detected" if detected else "given"
     extra = "".join(f", {k}={v}" for k, v in shown_kwargs.items())
     print(f"read {shown(args.src, 4096)}: {ckpt.summary()}")
     print(f"wrote {shown(args.dst, 4096)}: {name} ({how}{extra}), {len(state)} tensors, {fmt} format")
-    if ckpt.model_kwargs:  # a weights file stores no build options: say which ones the outputs need
-        options = ", ".join(f"{k}={v!r}" for k, v in ckpt.model_kwargs.items())
+    if resampled:
+        print(f"resample: {resampled}")
+    if needs:  # a weights file stores no build options: say which ones the outputs need
+        options = ", ".join(f"{k}={v!r}" for k, v in needs.items())
         print(f"note: the {ckpt.layout} outputs need {options}: "
               f"create_model({name!r}, pretrained={shown(repr(args.dst), 4096)}, {options})")
     if args.verify:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from model_specs import variant
+
 
 @dataclass
 class CrossCheck:
@@ -22,14 +24,18 @@ class CrossCheck:
         return self.max_abs_diff / max(self.max_abs_logit, 1e-12)
 
 
-def input_size(kwargs: dict[str, Any]) -> tuple[int, int]:
+def input_size(kwargs: dict[str, Any], name: str | None = None) -> tuple[int, int]:
+    if name and "segment_dims" in kwargs:  # a ViP built for another grid: its first stage's grid in pixels
+        config = {**variant(name).config, **kwargs}
+        side = config["segment_dims"][0] * config["patch_size"]
+        return side, side
     size = kwargs.get("img_size", 224)
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
-def random_input(batch: int, kwargs: dict[str, Any], seed: int = 0) -> np.ndarray:
+def random_input(batch: int, kwargs: dict[str, Any], seed: int = 0, name: str | None = None) -> np.ndarray:
     """A standard-normal image batch of the size the variant built with ``kwargs`` takes."""
-    shape = (batch, kwargs.get("in_chans", 3), *input_size(kwargs))
+    shape = (batch, kwargs.get("in_chans", 3), *input_size(kwargs, name))
     return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
 
 
@@ -110,7 +116,7 @@ def cross_check(name: str, state: dict[str, np.ndarray], batch: int = 2, seed: i
 
     from jittor_support.runtime import jt
 
-    x = random_input(batch, kwargs, seed)
+    x = random_input(batch, kwargs, seed, name)
     with jittor_device(device):
         tm, jm = build_torch(name, state, device, **kwargs), build_jittor(name, state, **kwargs)
         with torch.no_grad():

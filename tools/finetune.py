@@ -82,12 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def model_kwargs(name: str, img_size: int, num_classes: int, drop_path: float) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"num_classes": num_classes, "drop_path_rate": drop_path}
-    if img_size != 224:
-        family = variant(name).family
-        if family not in SIZE_ARGUMENT:
-            raise ValueError(f"{name} takes 224x224 input only (its token mixing is tied to that grid)")
-        if SIZE_ARGUMENT[family]:
-            kwargs[SIZE_ARGUMENT[family]] = img_size
+    family = variant(name).family
+    if img_size != 224 and family not in SIZE_ARGUMENT:
+        raise ValueError(f"{name} takes 224x224 input only (its token mixing is tied to that grid)")
+    if SIZE_ARGUMENT.get(family):  # always: a pretrained file of another size is resampled to this one
+        kwargs[SIZE_ARGUMENT[family]] = img_size
     return kwargs
 
 

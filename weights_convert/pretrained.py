@@ -15,6 +15,7 @@ from model_specs import FAMILIES, Family, variant
 
 from .checkpoint import read_checkpoint
 from .checks import match_state
+from .resample import RESAMPLE_OPTIONS, fit_to_size
 
 M = TypeVar("M")
 State = dict[str, np.ndarray]
@@ -48,14 +49,16 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
     Arguments the file needs (its class count and input size; tanh GELU for JAX weights) apply unless given
     explicitly. An explicit ``num_classes`` that differs from the file's (0: features only) loads everything but
     the classifier, which keeps its fresh init: ``load(model, state, fresh)`` gets the keys to leave as built.
+    An ``img_size`` other than the file's resamples its token-mixing weights (``weights_convert.resample``).
     """
     if pretrained is None:
-        return build(**kwargs)
+        return build(**{k: v for k, v in kwargs.items() if k not in RESAMPLE_OPTIONS})
     ckpt = read_checkpoint(pretrained, trust_pickle=trust_pickle, allow_nonfinite=allow_nonfinite, ema=ema)
     family = FAMILIES[variant(name).family]
     options = file_options(family, ckpt.state)
+    state, kwargs = fit_to_size(name, ckpt.state, {**ckpt.model_kwargs, **options}, kwargs, ckpt.path)
     model = build(**{**ckpt.model_kwargs, **options, **kwargs})
-    state, expected, fresh = ckpt.state, shapes_of(model), ()
+    expected, fresh = shapes_of(model), ()
     if kwargs.get("num_classes", options.get("num_classes")) != options.get("num_classes"):
         head = set(family.classifier)
         fresh = tuple(k for k in family.classifier if k in expected)
