@@ -79,8 +79,7 @@ class ConvMLPBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
-        x = residual_branch(x, self.norm1, self.channel_mlp1, self.drop_path)
+        x = residual_branch(x, self.norm1, self.channel_mlp1, self.drop_path)  # x + drop_path(mlp(norm(x)))
         x = self.to_channels_last(self.connect(self.to_channels_first(self.connect_norm(x))))
         return residual_branch(x, self.norm2, self.channel_mlp2, self.drop_path)
 

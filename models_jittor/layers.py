@@ -1,9 +1,12 @@
-"""Layers shared by the Jittor models: stochastic depth, the GELU choice, LayerNorm, BatchNorm2d, ReLU, the MLP."""
+"""Layers shared by the Jittor models: stochastic depth, the GELU choice, LayerNorm, BatchNorm2d, ReLU, the MLP, and
+the block helpers (a pre-norm residual branch, ViP's branch split and fusion, permutes) that run as CPU kernels.
+The model files reach the kernels only through here; their PyTorch twins call helpers of the same names."""
 from __future__ import annotations
 
 import math
 
 from jittor_support import cpu_kernels
+from jittor_support.cpu_kernels import permute  # noqa: F401  (the models' permutes: Jittor's run on one thread)
 from jittor_support.runtime import jt
 from jittor import nn
 
@@ -187,17 +190,39 @@ def residual_branch(x: jt.Var, norm: nn.Module, branch: nn.Module, drop_path: Dr
     return branch.residual(y, x, drop_path)
 
 
-def bias_residual(m: jt.Var, bias: jt.Var, residual: jt.Var, drop_path: DropPath, transpose: bool = False
-                  ) -> jt.Var:
-    """``residual + drop_path(m + bias)`` in one CPU kernel, with ``transpose`` m's last two axes swapped after
-    the bias add."""
-    mask, fuse = drop_path.mask(m), cpu_kernels.BiasResidual(1.0 - drop_path.drop_prob, transpose)
-    return fuse(m, bias, residual) if mask is None else fuse(m, bias, residual, mask)
+def linear_residual(fc: nn.Linear, x: jt.Var, residual: jt.Var, drop_path: DropPath, transpose: bool = False
+                    ) -> jt.Var:
+    """``residual + drop_path(fc(x))``, with ``transpose`` fc(x)'s last two axes swapped first, on the CPU kernels
+    (``residual_branch``): the bias add, drop path and residual in one ``BiasResidual`` kernel, which also reads the
+    product transposed."""
+    mask, fuse = drop_path.mask(x), cpu_kernels.BiasResidual(1.0 - drop_path.drop_prob, transpose)
+    m = cpu_kernels.matmul_transpose(x, fc.weight)
+    return fuse(m, fc.bias, residual) if mask is None else fuse(m, fc.bias, residual, mask)
 
 
-def linear_residual(fc: nn.Linear, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
-    """``residual + drop_path(fc(x))`` on the CPU kernels (``residual_branch``)."""
-    return bias_residual(cpu_kernels.matmul_transpose(x, fc.weight), fc.bias, residual, drop_path)
+def permutator_split(seg: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+    """ViP: (B, H, W, G, S) segments to ``(seg, the H branch's input (B, W, G, H, S), the W branch's
+    (B, H, G, W, S))``. On the CPU one kernel writes both and passes seg through, so that its three gradients are
+    added in that kernel's backward."""
+    if cpu_kernels.enabled(seg):
+        return cpu_kernels.PermutatorSplit()(seg)
+    return seg, seg.permute(0, 2, 3, 1, 4), seg.permute(0, 1, 3, 2, 4)
+
+
+def permutator_mix(c: jt.Var, h: jt.Var, w: jt.Var, reweight: nn.Module) -> jt.Var:
+    """ViP's branch fusion on (B, H, W, G, S) positions, h as (B, W, G, H, S) and w as (B, H, G, W, S) (their
+    mixing products' layouts): ``c * a[..., 2] + h * a[..., 0] + w * a[..., 1]``, ``a`` the softmax over 3 of
+    ``reweight`` of the three branches' sum averaged over H and W. On the CPU the pool and the fusion are two
+    kernels reading h and w in place (Jittor runs transposes and elementwise work on one thread)."""
+    B, H, W, G, S = c.shape
+    if cpu_kernels.enabled(c, h, w):
+        a, c, h, w = cpu_kernels.PermutatorPool()(c, h, w)
+        a = nn.softmax(reweight(a).reshape(B, G * S, 3), dim=-1)
+        return cpu_kernels.PermutatorMix()(c, h, w, a)
+    h, w = h.permute(0, 3, 1, 2, 4), w.permute(0, 1, 3, 2, 4)
+    a = (c + h + w).mean((1, 2)).reshape(B, G * S)
+    a = nn.softmax(reweight(a).reshape(B, G * S, 3), dim=-1).reshape(B, 1, 1, G, S, 3)
+    return c * a[..., 2] + h * a[..., 0] + w * a[..., 1]  # Jittor fuses these lazily (PyTorch: in place)
 
 
 class Mlp(nn.Module):
@@ -212,6 +237,6 @@ class Mlp(nn.Module):
         return self.fc2(linear_act(self.fc1, self.act, x))
 
     def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
-        """``residual + drop_path(self(x))`` on the CPU kernels (``residual_branch``)."""
+        """``residual + drop_path(self(x))`` (``residual_branch``)."""
         return linear_residual(self.fc2, linear_act(self.fc1, self.act, x), residual, drop_path)
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 
-from jittor_support import cpu_kernels
-from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp, bias_residual, gelu_layer, linear_act, residual_branch
+from .layers import DropPath, LayerNorm, Mlp, gelu_layer, linear_act, linear_residual, permute, residual_branch
 from .registry import register_model
 
 LN_EPS = 1e-6  # Flax's LayerNorm default, kept by timm
@@ -44,7 +42,7 @@ class PatchEmbed(nn.Module):
 class TokenMlp(nn.Module):
     """Linear -> GELU -> Linear along the token axis of (B, N, C) input, the same for every channel."""
 
-    TRANSPOSED_INPUT = True  # residual() takes x as (B, C, N), which the LayerNorm kernel writes directly
+    TRANSPOSED_INPUT = True  # residual() takes x as (B, C, N) (in Jittor, as the LayerNorm kernel writes it)
 
     def __init__(self, num_tokens: int, hidden: int, gelu: str = "exact") -> None:
         self.fc1 = nn.Linear(num_tokens, hidden)
@@ -58,10 +56,9 @@ class TokenMlp(nn.Module):
         return permute(self.fc2(linear_act(self.fc1, self.act, permute(x, (0, 2, 1)))), (0, 2, 1))
 
     def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
-        """``residual + drop_path(self(x.transpose(1, 2)))`` on the CPU kernels (``layers.residual_branch``)."""
-        h = linear_act(self.fc1, self.act, x)
-        return bias_residual(cpu_kernels.matmul_transpose(h, self.fc2.weight), self.fc2.bias, residual, drop_path,
-                             transpose=True)
+        """``residual + drop_path(self(x.transpose(1, 2)))`` (``layers.residual_branch``)."""
+        # the tokens are already last: the linears take x as it is and the end of the block transposes back
+        return linear_residual(self.fc2, linear_act(self.fc1, self.act, x), residual, drop_path, transpose=True)
 
 
 class MixerBlock(nn.Module):
@@ -74,8 +71,7 @@ class MixerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
-        x = residual_branch(x, self.norm1, self.mlp_tokens, self.drop_path)
+        x = residual_branch(x, self.norm1, self.mlp_tokens, self.drop_path)  # x + drop_path(mlp(norm(x)))
         return residual_branch(x, self.norm2, self.mlp_channels, self.drop_path)
 
 

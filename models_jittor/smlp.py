@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 
-from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer, residual_branch
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer, permute, residual_branch
 from .registry import register_model
 
 
@@ -75,6 +74,9 @@ class AxialMix(nn.Module):
             return permute(mixed, order, self.bias, bias_axis=1)
         return permute(mixed, (1, 2, 0, 3), self.bias, bias_axis=2)
 
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, size={self.weight.shape[0]}"
+
 
 class SparseTokenMix(nn.Module):
     """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv), channels-last."""
@@ -108,8 +110,7 @@ class SMLPBlock(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         x = x + self.drop_path(self.token_mix(x))
-        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
-        return residual_branch(x, self.norm, self.mlp, self.drop_path)
+        return residual_branch(x, self.norm, self.mlp, self.drop_path)  # x + drop_path(mlp(norm(x)))
 
 
 class SMLPStage(nn.Module):

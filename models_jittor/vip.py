@@ -6,15 +6,14 @@ Layout channels-last (B, H, W, C) after the patch embedding. Each block:
 """
 from __future__ import annotations
 
-from jittor_support import cpu_kernels
-from jittor_support.cpu_kernels import permute
 from jittor_support.runtime import jt
 from jittor import init, nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp, linear_residual, residual_branch
+from .layers import (DropPath, LayerNorm, Mlp, linear_residual, permutator_mix, permutator_split, permute,
+                     residual_branch)
 from .registry import register_model
 
 
@@ -41,7 +40,7 @@ class WeightedPermuteMlp(nn.Module):
         return self.proj(self.fuse(x))
 
     def residual(self, x: jt.Var, residual: jt.Var, drop_path: DropPath) -> jt.Var:
-        """``residual + drop_path(self(x))`` on the CPU kernels (``layers.residual_branch``)."""
+        """``residual + drop_path(self(x))`` (``layers.residual_branch``)."""
         return linear_residual(self.proj, self.fuse(x), residual, drop_path)
 
     def fuse(self, x: jt.Var) -> jt.Var:
@@ -51,24 +50,15 @@ class WeightedPermuteMlp(nn.Module):
         if H != G or W != G:
             raise ValueError(f"ViP's permute needs a {G}x{G} token grid here, got {H}x{W}")
         S = C // G
-        seg = x.reshape(B, H, W, G, S)
-        # our permutes and branch fusion on the CPU: Jittor runs transposes and elementwise work on one thread
-        if cpu_kernels.enabled(seg):
-            seg, to_h, to_w = cpu_kernels.PermutatorSplit()(seg)
-        else:
-            to_h, to_w = seg.permute(0, 2, 3, 1, 4), seg.permute(0, 1, 3, 2, 4)
+        seg, to_h, to_w = permutator_split(x.reshape(B, H, W, G, S))
+        # one copy in per branch (the reshape of a permuted view) to bring (H, S) / (W, S) together
         h = self.mix_h(to_h.reshape(B, W, G, H * S)).reshape(B, W, G, H, S)
         w = self.mix_w(to_w.reshape(B, H, G, W * S)).reshape(B, H, G, W, S)
         c = self.mix_c(seg.reshape(B, H, W, C)).reshape(B, H, W, G, S)
-        if cpu_kernels.enabled(c, h, w):
-            a, c, h, w = cpu_kernels.PermutatorPool()(c, h, w)
-            a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1)
-            return cpu_kernels.PermutatorMix()(c, h, w, a).reshape(B, H, W, C)
-        h, w = h.permute(0, 3, 1, 2, 4), w.permute(0, 1, 3, 2, 4)
-        a = (c + h + w).mean((1, 2)).reshape(B, C)
-        a = nn.softmax(self.reweight(a).reshape(B, C, 3), dim=-1).reshape(B, 1, 1, G, S, 3)
-        x = c * a[..., 2] + h * a[..., 0] + w * a[..., 1]  # Jittor fuses these lazily (PyTorch: in place)
-        return x.reshape(B, H, W, C)
+        return permutator_mix(c, h, w, self.reweight).reshape(B, H, W, C)
+
+    def extra_repr(self) -> str:
+        return f"segment_dim={self.segment_dim}"
 
 
 class PermutatorBlock(nn.Module):
@@ -80,8 +70,7 @@ class PermutatorBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        # x + drop_path(mlp(norm(x))), in multithreaded kernels on the CPU (Jittor's adds run on one thread)
-        x = residual_branch(x, self.norm1, self.permute_mlp, self.drop_path)
+        x = residual_branch(x, self.norm1, self.permute_mlp, self.drop_path)  # x + drop_path(mlp(norm(x)))
         return residual_branch(x, self.norm2, self.mlp, self.drop_path)
 
 

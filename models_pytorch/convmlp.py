@@ -14,7 +14,7 @@ from torch import nn
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp
+from .layers import DropPath, LayerNorm, Mlp, residual_branch
 from .registry import register_model
 
 
@@ -80,9 +80,9 @@ class ConvMLPBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.channel_mlp1(self.norm1(x)))
+        x = residual_branch(x, self.norm1, self.channel_mlp1, self.drop_path)  # x + drop_path(mlp(norm(x)))
         x = self.to_channels_last(self.connect(self.to_channels_first(self.connect_norm(x))))
-        return x + self.drop_path(self.channel_mlp2(self.norm2(x)))
+        return residual_branch(x, self.norm2, self.channel_mlp2, self.drop_path)
 
 
 class ConvDownsample(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 
 from model_specs import variant
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp, gelu_layer
+from .layers import DropPath, LayerNorm, Mlp, gelu_layer, residual_branch
 from .registry import register_model
 
 LN_EPS = 1e-6  # Flax's LayerNorm default, kept by timm
@@ -41,18 +41,10 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2).contiguous()
 
 
-def _linear_on_tokens(fc: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``fc`` along axis 1 of (B, N, C): its (out, N) weight times every sample, plus bias, as one batched GEMM
-    with the weight broadcast over the batch as a view (torch.matmul would copy x transposed whenever the
-    weight requires grad)."""
-    return torch.baddbmm(fc.bias[:, None], fc.weight.expand(x.shape[0], -1, -1), x)
-
-
 class TokenMlp(nn.Module):
-    """Linear -> GELU -> Linear along the token axis of (B, N, C) input, the same for every channel.
+    """Linear -> GELU -> Linear along the token axis of (B, N, C) input, the same for every channel."""
 
-    The weights multiply from the left, so the tokens never need transposing.
-    """
+    TRANSPOSED_INPUT = True  # residual() takes x as (B, C, N) (in Jittor, as the LayerNorm kernel writes it)
 
     def __init__(self, num_tokens: int, hidden: int, gelu: str = "exact") -> None:
         super().__init__()
@@ -61,7 +53,16 @@ class TokenMlp(nn.Module):
         self.fc2 = nn.Linear(hidden, num_tokens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _linear_on_tokens(self.fc2, self.act(_linear_on_tokens(self.fc1, x)))
+        # the weights multiply from the left, so the tokens never need transposing: one batched GEMM per linear
+        # with the weight broadcast over the batch as a view (torch.matmul would copy x transposed whenever the
+        # weight requires grad)
+        b = x.shape[0]
+        h = self.act(torch.baddbmm(self.fc1.bias[:, None], self.fc1.weight.expand(b, -1, -1), x))
+        return torch.baddbmm(self.fc2.bias[:, None], self.fc2.weight.expand(b, -1, -1), h)
+
+    def residual(self, x: torch.Tensor, residual: torch.Tensor, drop_path: DropPath) -> torch.Tensor:
+        """``residual + drop_path(self(x.transpose(1, 2)))`` (``layers.residual_branch``)."""
+        return residual + drop_path(self(x.transpose(1, 2)))  # x is a transposed view: no copy either way
 
 
 class MixerBlock(nn.Module):
@@ -75,8 +76,8 @@ class MixerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.mlp_tokens(self.norm1(x)))
-        return x + self.drop_path(self.mlp_channels(self.norm2(x)))
+        x = residual_branch(x, self.norm1, self.mlp_tokens, self.drop_path)  # x + drop_path(mlp(norm(x)))
+        return residual_branch(x, self.norm2, self.mlp_channels, self.drop_path)
 
 
 class MlpMixer(nn.Module):

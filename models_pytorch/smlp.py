@@ -19,7 +19,7 @@ from torch import nn
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp, gelu_layer
+from .layers import DropPath, LayerNorm, Mlp, gelu_layer, residual_branch
 from .registry import register_model
 
 
@@ -105,7 +105,7 @@ class SMLPBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.token_mix(x))
-        return x + self.drop_path(self.mlp(self.norm(x)))
+        return residual_branch(x, self.norm, self.mlp, self.drop_path)  # x + drop_path(mlp(norm(x)))
 
 
 class SMLPStage(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp
+from .layers import DropPath, LayerNorm, Mlp, linear_residual, permutator_mix, permutator_split, residual_branch
 from .registry import register_model
 
 
@@ -37,23 +37,25 @@ class WeightedPermuteMlp(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.fuse(x))
+
+    def residual(self, x: torch.Tensor, residual: torch.Tensor, drop_path: DropPath) -> torch.Tensor:
+        """``residual + drop_path(self(x))`` (``layers.residual_branch``)."""
+        return linear_residual(self.proj, self.fuse(x), residual, drop_path)
+
+    def fuse(self, x: torch.Tensor) -> torch.Tensor:
+        """The three branches' weighted sum, before ``proj``."""
         B, H, W, C = x.shape
         G = self.segment_dim
         if H != G or W != G:
             raise ValueError(f"ViP's permute needs a {G}x{G} token grid here, got {H}x{W}")
         S = C // G
-        seg = x.reshape(B, H, W, G, S)
-        # one copy in per branch to bring (H, S) / (W, S) together; the results stay permuted views
-        h = self.mix_h(seg.permute(0, 2, 3, 1, 4).reshape(B, W, G, H * S))
-        h = h.view(B, W, G, H, S).permute(0, 3, 1, 2, 4)
-        w = self.mix_w(seg.permute(0, 1, 3, 2, 4).reshape(B, H, G, W * S))
-        w = w.view(B, H, G, W, S).permute(0, 1, 3, 2, 4)
-        c = self.mix_c(x).view(B, H, W, G, S)
-        a = (c + h).add_(w).mean((1, 2)).view(B, C)
-        a = self.reweight(a).view(B, C, 3).softmax(-1).view(B, 1, 1, G, S, 3)
-        # accumulated in place into c's contiguous layout: no temporaries, and the view below needs no copy
-        x = (c * a[..., 2]).addcmul_(h, a[..., 0]).addcmul_(w, a[..., 1])
-        return self.proj(x.view(B, H, W, C))
+        seg, to_h, to_w = permutator_split(x.reshape(B, H, W, G, S))
+        # one copy in per branch (the reshape of a permuted view) to bring (H, S) / (W, S) together
+        h = self.mix_h(to_h.reshape(B, W, G, H * S)).reshape(B, W, G, H, S)
+        w = self.mix_w(to_w.reshape(B, H, G, W * S)).reshape(B, H, G, W, S)
+        c = self.mix_c(seg.reshape(B, H, W, C)).reshape(B, H, W, G, S)
+        return permutator_mix(c, h, w, self.reweight).reshape(B, H, W, C)
 
     def extra_repr(self) -> str:
         return f"segment_dim={self.segment_dim}"
@@ -69,8 +71,8 @@ class PermutatorBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.permute_mlp(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = residual_branch(x, self.norm1, self.permute_mlp, self.drop_path)  # x + drop_path(mlp(norm(x)))
+        return residual_branch(x, self.norm2, self.mlp, self.drop_path)
 
 
 class Downsample(nn.Conv2d):
@@ -156,7 +158,7 @@ class VisionPermutator(nn.Module):
 
 
 def _init_weights(module: nn.Module) -> None:
-    """The official init: truncated normal (std .02) Linear weights, zero biases; convs keep PyTorch's."""
+    """The official init: truncated normal (std .02) Linear weights, zero biases; convs keep the default."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:

@@ -1,5 +1,9 @@
-"""Both frameworks build every variant with the official parameter count and identical keys and shapes."""
+"""Both frameworks build every variant with the official parameter count and identical keys and shapes, from
+model files that mirror each other."""
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,3 +32,38 @@ def test_jittor_state_mirrors_pytorch(name: str):
     assert jittor_shapes == expected
     jittor_params = sum(int(np.prod(s)) for k, s in jittor_shapes.items() if "running_" not in k)
     assert jittor_params == variant(name).params
+
+
+FAMILIES = ("mixer", "vip", "smlp", "convmlp", "registry")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _outline(path: Path) -> dict[str, list[str] | None]:
+    """A model file's top-level functions (None) and classes, each with its methods and class attributes, Jittor's
+    ``execute`` read as PyTorch's ``forward``."""
+    outline: dict[str, list[str] | None] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            outline[node.name] = None
+        elif isinstance(node, ast.ClassDef):
+            members = {"forward" if m.name == "execute" else m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+            members |= {t.id for m in node.body if isinstance(m, ast.Assign) for t in m.targets
+                        if isinstance(t, ast.Name)}
+            outline[node.name] = sorted(members)
+    return outline
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_model_files_mirror_each_other(family: str):
+    """The PyTorch and Jittor files of a family define the same classes and functions, each class the same
+    methods and attributes: what one twin fuses on the CPU, the other computes plainly under the same names."""
+    torch_outline = _outline(ROOT / "models_pytorch" / f"{family}.py")
+    jittor_outline = _outline(ROOT / "models_jittor" / f"{family}.py")
+    assert len(torch_outline) >= 5
+    assert torch_outline == jittor_outline
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_only_layers_reach_the_kernels(family: str):
+    """A Jittor model file reaches the CPU kernels only through its layers module."""
+    assert "cpu_kernels" not in (ROOT / "models_jittor" / f"{family}.py").read_text()
