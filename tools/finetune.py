@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model_specs import VARIANTS, variant  # noqa: E402
-from tools.datasets import Dataset, load  # noqa: E402
+from image_data.datasets import Dataset, load  # noqa: E402
 
 JITTOR_CONVENTIONS = """\
 Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer

@@ -2,6 +2,7 @@
 scikit-learn's handwritten digits (ships with the package, so it works offline) or a folder of class folders."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,6 @@ import numpy as np
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLIT_SEED = 0  # the train/test split never changes with the training seed
 
 
@@ -53,21 +53,26 @@ def digits(size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
 
 
 def image_folder(root: str | Path, size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
-    """Every image under ``root/<class>/``, classes in sorted order, resized to ``size``."""
-    from PIL import Image
+    """Every image under ``root/<class>/``, classes in sorted order, resized to ``size``. A bad image is
+    named on stderr, counted and left out."""
+    from .decode import BadImage, load_rgb
+    from .folder import image_folder as listing
 
-    root = Path(root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    files = [(f, label) for label, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
-             if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ValueError(f"{root}: no images in class folders (expected {root}/<class>/<image>)")
-    images = []
-    for f, _ in files:
-        with Image.open(f) as image:
-            images.append(_resize(image, size))
-    labels = np.array([label for _, label in files], dtype=np.int64)
-    return _split(labels, classes, np.stack(images), test_fraction)
+    found = listing(root)
+    images, labels, skipped = [], [], 0
+    for path, label in found.items:
+        image = load_rgb(path)
+        if isinstance(image, BadImage):
+            print(f"skipping {image.line()}", file=sys.stderr)
+            skipped += 1
+            continue
+        images.append(_resize(image, size))
+        labels.append(label)
+    if not images:
+        raise ValueError(f"{root}: none of its {len(found.items)} images could be read")
+    if skipped:
+        print(f"{root}: skipped {skipped} bad image(s)", file=sys.stderr)
+    return _split(np.array(labels, dtype=np.int64), found.classes, np.stack(images), test_fraction)
 
 
 def load(source: str, size: tuple[int, int]) -> Dataset:
