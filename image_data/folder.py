@@ -28,7 +28,7 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _walk(folder: str) -> list[str]:
+def walk_images(folder: str) -> list[str]:
     """Image names under ``folder``, as torchvision's ImageFolder orders them (``sorted(os.walk(...))``, names
     sorted within a folder, links followed). An entry named like an image that is not a file (a directory, a
     FIFO) is listed too, to be reported as a bad image rather than silently skipped or descended into."""
@@ -49,7 +49,7 @@ def image_folder(root: str | os.PathLike) -> Listing:
     if not classes:
         raise FolderError(f"{shown(root)}: no class folders (expected {shown(root)}/<class>/<image>; "
                           f"for a flat folder give a labels file)")
-    items = [(path, index) for index, c in enumerate(classes) for path in _walk(os.path.join(root, c))]
+    items = [(path, index) for index, c in enumerate(classes) for path in walk_images(os.path.join(root, c))]
     if not items:
         raise FolderError(f"{shown(root)}: no images in its {len(classes)} class folders")
     return Listing(items, classes)
