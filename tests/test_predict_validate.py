@@ -208,3 +208,16 @@ def test_memory_does_not_grow_with_the_folder(tmp_path):
     b = peak(tmp_path, "validate", str(big), *common)
     assert a["status"] == b["status"] == 0
     assert b["self_mb"] <= a["self_mb"] + GROWTH_MB and b["workers_mb"] <= a["workers_mb"] + GROWTH_MB, (a, b)
+
+
+def test_compare_adds_a_measured_top1_column(hostile, tmp_path, capsys):
+    from tools import compare
+
+    clean = str(hostile[0])
+    expected = validate.validate(validate.parse_args([clean, "--model", "mixer_s32", "--framework", "both",
+                                                      "--batch-size", "2"]))
+    assert compare.main(["--models", "mixer_s32", "--batch", "2", "--runs", "1", "--warmup", "0",
+                         "--data", clean, "--json", str(tmp_path / "c.json")]) == 0
+    assert "| measured top-1 |" in capsys.readouterr().out
+    records = json.loads((tmp_path / "c.json").read_text())
+    assert [r["measured_top1"] for r in records] == [r["top1"] for r in expected["results"]]
