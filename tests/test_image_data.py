@@ -32,7 +32,8 @@ def release_cfgs() -> list[dict]:
     for name in VARIANTS:
         for release in releases(name):
             cfg = pretrained_cfg(name, release)
-            key = tuple((k, str(cfg[k])) for k in ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std"))
+            keys = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
+            key = tuple((k, str(cfg[k])) for k in keys)
             if key not in seen:
                 seen.add(key)
                 out.append(cfg)

@@ -279,7 +279,8 @@ def markdown_table(records: list[Record]) -> str:
     for r in records:
         rows.append("| " + " | ".join([
             r.model, r.framework, f"{r.params / 1e6:.3f}", f"{r.macs:.2f}", _fmt(r.official_macs, ".2f"),
-            _fmt(r.top1, ".1f")] + ([_fmt(r.measured_top1, ".2f")] if measured else []) + [f"{r.latency_ms:.1f}", f"{r.images_per_s:.1f}", f"{r.gflops:.1f}",
+            _fmt(r.top1, ".1f")] + ([_fmt(r.measured_top1, ".2f")] if measured else []) + [
+            f"{r.latency_ms:.1f}", f"{r.images_per_s:.1f}", f"{r.gflops:.1f}",
             f"{r.pct_sgemm:.0f}%", f"{r.first_call_s:.2f}", _fmt(r.vs_torch, ".2f"),
             _fmt(r.max_abs_diff, ".2e")]) + " |")
     return "\n".join(rows)

@@ -31,8 +31,8 @@ from tools.classify import (BadImages, Timer, ToolError, add_model_args, batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     add_model_args(p)
     p.add_argument("--topk", type=int, default=5, help="classes shown per image (default %(default)s)")

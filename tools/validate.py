@@ -33,8 +33,8 @@ RESULT_KEYS = ("model", "framework", "top1", "top1_err", "top5", "top5_err", "pa
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="image folder: one sub-folder per class, or flat with --labels-file")
     p.add_argument("--labels-file", help="for a flat folder: 'name label' per line (label: index or class name)")
     add_model_args(p)
