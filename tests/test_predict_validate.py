@@ -77,7 +77,7 @@ def test_predict_names_the_fine_tune_classes(finetuned, tmp_path):
 
 
 def _param(name: str):
-    return pytest.param(name, marks=[pytest.mark.slow] if variant(name).params > 30e6 else [])
+    return pytest.param(name, marks=[pytest.mark.slow] if variant(name).params > 20e6 else [])
 
 
 @pytest.mark.parametrize("name", [_param(n) for n in VARIANTS])
