@@ -3,7 +3,7 @@
 
   python tools/compare.py [--models NAME ...] [--frameworks torch jittor] [--device cpu|cuda] [--batch N]
                           [--img-size S] [--runs N] [--warmup N] [--bench latency|train]
-                          [--json PATH] [--csv PATH] [--plot PATH]
+                          [--json PATH] [--csv PATH] [--plot PATH] [--data DIR [--checkpoints NAME=PATH ...]]
 
 For each variant: parameters and MACs per image, both counted from the model in each framework (convolutions
 and matrix products only, as the published figures count them); latency per batch as the median over
@@ -11,7 +11,8 @@ and matrix products only, as the published figures count them); latency per batc
 goes first) so that machine noise hits both alike; images/s; achieved GFLOP/s (2 x MACs x batch / latency)
 against an fp32 matmul (sgemm, 2048^3 in PyTorch) timed in turn with the models; the first call's time (for
 Jittor it includes JIT-compiling op shapes not in its cache yet); the max abs difference between the two
-frameworks' logits for the same weights and input; the published top-1.
+frameworks' logits for the same weights and input; the published top-1, and with ``--data`` the top-1 measured
+on that folder by tools/validate.py (each release's own preprocessing) beside it.
 
 ``--bench train`` times a training step instead of inference: forward in train mode (drop path 0, so that the
 frameworks compute the same), cross-entropy on fixed labels, backward and an SGD step (momentum 0.9, weight decay
@@ -74,6 +75,7 @@ class Record:
     max_abs_logit: float  # (the loss with --bench train)
     load_avg: float  # 1-minute load average when the model's timing ended (this process included)
     others_cores: float | None  # cores busy with other processes during the model's timing, on average
+    measured_top1: float | None = None  # tools/validate.py on --data, with the release's preprocessing
 
 
 def log(msg: str) -> None:
@@ -268,14 +270,17 @@ def _fmt(value: float | None, spec: str) -> str:
 def markdown_table(records: list[Record]) -> str:
     batch = records[0].batch if records else 0
     train = bool(records) and records[0].bench == "train"
-    head = ["model", "framework", "params (M)", "MACs (G)", "official MACs (G)", "top-1",
+    measured = any(r.measured_top1 is not None for r in records)
+    head = ["model", "framework", "params (M)", "MACs (G)", "official MACs (G)", "top-1"] + \
+        (["measured top-1"] if measured else []) + [
             f"{'train step' if train else 'latency'} (ms, batch {batch})", "img/s", "GFLOP/s", "% sgemm",
             "first call (s)", "vs torch", "loss diff" if train else "max abs diff"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         rows.append("| " + " | ".join([
             r.model, r.framework, f"{r.params / 1e6:.3f}", f"{r.macs:.2f}", _fmt(r.official_macs, ".2f"),
-            _fmt(r.top1, ".1f"), f"{r.latency_ms:.1f}", f"{r.images_per_s:.1f}", f"{r.gflops:.1f}",
+            _fmt(r.top1, ".1f")] + ([_fmt(r.measured_top1, ".2f")] if measured else []) + [
+            f"{r.latency_ms:.1f}", f"{r.images_per_s:.1f}", f"{r.gflops:.1f}",
             f"{r.pct_sgemm:.0f}%", f"{r.first_call_s:.2f}", _fmt(r.vs_torch, ".2f"),
             _fmt(r.max_abs_diff, ".2e")]) + " |")
     return "\n".join(rows)
@@ -352,10 +357,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the records as a JSON list")
     p.add_argument("--csv", type=Path, help="write the records as CSV")
     p.add_argument("--plot", type=Path, help="write a PNG: top-1 vs MACs, latency per framework")
+    p.add_argument("--data", help="an ImageNet-style folder: adds a measured top-1 column (tools/validate.py, each "
+                                  "release's preprocessing) beside the published one")
+    p.add_argument("--checkpoints", nargs="+", default=[], metavar="NAME=PATH",
+                   help="the weights to measure each model with on --data (default: the random weights timed here)")
+    p.add_argument("--limit", type=int, help="with --data: only the first N images")
     args = p.parse_args(argv)
+    bad = [c for c in args.checkpoints if "=" not in c]
+    if bad:
+        p.error(f"--checkpoints takes NAME=PATH, not {bad[0]}")
     if args.runs < 1 or args.warmup < 0 or args.batch < 1:
         p.error("--runs and --batch must be >= 1, --warmup >= 0")
     return args
+
+
+def measure_top1(name: str, frameworks: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """Top-1 of ``name`` on ``args.data`` per framework, as tools/validate.py measures it."""
+    from tools import validate
+
+    checkpoint = dict(c.split("=", 1) for c in args.checkpoints).get(name)
+    argv = [args.data, "--model", name, "--framework", "both" if len(frameworks) == 2 else frameworks[0],
+            "--batch-size", str(args.batch)]
+    argv += ["--checkpoint", checkpoint] if checkpoint else (["--img-size", str(args.img_size)]
+                                                              if args.img_size != 224 else [])
+    argv += ["--limit", str(args.limit)] if args.limit else []
+    result = validate.validate(validate.parse_args(argv))
+    log(f"  measured on {args.data}: " + ", ".join(f"{r['framework']} top-1 {r['top1']:.2f}%"
+                                                    for r in result["results"]))
+    return {r["framework"]: r["top1"] for r in result["results"]}
 
 
 def machine_summary(device: str) -> str:
@@ -385,8 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     records: list[Record] = []
     for i, name in enumerate(models, 1):
         log(f"[{i}/{len(models)}] {name}")
-        records += compare_model(name, frameworks, args.device, args.batch, args.img_size, args.runs,
-                                 args.warmup, bench=args.bench)
+        timed = compare_model(name, frameworks, args.device, args.batch, args.img_size, args.runs,
+                              args.warmup, bench=args.bench)
+        if args.data:
+            measured = measure_top1(name, frameworks, args)
+            for record in timed:
+                record.measured_top1 = measured[record.framework]
+        records += timed
     sgemm = np.median([r.sgemm_gflops for r in records])
     others = [r.others_cores for r in records if r.others_cores is not None]
     busy = f"; other processes kept {max(others):.2f} cores busy at most (average per model)" if others else ""

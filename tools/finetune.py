@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model_specs import VARIANTS, variant  # noqa: E402
-from tools.datasets import Dataset, load  # noqa: E402
+from image_data.datasets import Dataset, load  # noqa: E402
+from model_specs.pretrained_cfg import with_cfg  # noqa: E402
 
 JITTOR_CONVENTIONS = """\
 Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
@@ -45,6 +46,7 @@ class Run:
     accuracies: list[float]
     seconds: float
     checkpoint: str
+    test_predictions: list[int]  # the final model's class for each test image, in test-split order
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -131,8 +133,8 @@ class TorchSide:
         with self.torch.no_grad():
             return self.model(self.torch.from_numpy(x)).argmax(1).numpy()
 
-    def save(self, path: Path) -> None:
-        self.torch.save(self.model.state_dict(), path)
+    def save(self, path: Path, cfg: dict[str, Any]) -> None:
+        self.torch.save(with_cfg(self.model.state_dict(), cfg), path)
 
 
 class JittorSide:
@@ -164,19 +166,20 @@ class JittorSide:
         with self.jt.no_grad():
             return self.model(self.jt.array(x)).numpy().argmax(1)
 
-    def save(self, path: Path) -> None:
-        self.jt.save({k: v.numpy() for k, v in self.model.state_dict().items()}, str(path))
+    def save(self, path: Path, cfg: dict[str, Any]) -> None:
+        self.jt.save(with_cfg({k: v.numpy() for k, v in self.model.state_dict().items()}, cfg), str(path))
 
 
-def accuracy(side: TorchSide | JittorSide, data: Dataset, batch_size: int) -> float:
-    """Test accuracy in %, in full batches (the last one padded, so Jittor compiles no second shape)."""
+def accuracy(side: TorchSide | JittorSide, data: Dataset, batch_size: int) -> tuple[float, np.ndarray]:
+    """Test accuracy in % and the predicted classes, in full batches (the last one padded, so Jittor compiles
+    no second shape)."""
     side.model.eval()
     test = data.test
     padded = np.concatenate([test, test[:(-len(test)) % batch_size]])
     predictions = np.concatenate([side.predict(data.batch(padded[i:i + batch_size])[0])
                                   for i in range(0, len(padded), batch_size)])[:len(test)]
     side.model.train()
-    return float(100.0 * (predictions == data.labels[test]).mean())
+    return float(100.0 * (predictions == data.labels[test]).mean()), predictions
 
 
 def train(side: TorchSide | JittorSide, framework: str, data: Dataset, plan: list[list[np.ndarray]],
@@ -192,12 +195,14 @@ def train(side: TorchSide | JittorSide, framework: str, data: Dataset, plan: lis
         for indices in bar:
             losses.append(side.step(*data.batch(indices)))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        accuracies.append(accuracy(side, data, args.batch_size))
+        acc, predictions = accuracy(side, data, args.batch_size)
+        accuracies.append(acc)
         print(f"{framework} epoch {epoch + 1}: test accuracy {accuracies[-1]:.2f}% ({len(data.test)} images)",
               file=sys.stderr)
     path = out / f"{args.model}_{framework}{side.suffix}"
-    side.save(path)
-    return Run(framework, losses, accuracies, time.perf_counter() - start, str(path))
+    side.save(path, data.pretrained_cfg(args.model, args.img_size))  # the cfg validate.py / predict.py use
+    return Run(framework, losses, accuracies, time.perf_counter() - start, str(path),
+               [int(p) for p in predictions])
 
 
 def build_sides(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str, TorchSide | JittorSide]:
