@@ -34,6 +34,15 @@ from jittor_support import cpu_kernels
 from jittor_support.runtime import jt
 
 
+def _in_order(collectives: list[jt.Var]) -> list[jt.Var]:
+    """Make MPI collectives run in list order on every rank, as Jittor's own optimizers do: a lazy graph runs
+    independent ops in any order, and two ranks matching up different tensors of the same shape silently swap
+    their values (seen here: gradients of same-shaped parameters mixed from the second step on)."""
+    for before, after in zip(collectives, collectives[1:]):
+        after._add_dependency([before])
+    return collectives
+
+
 class Optimizer:
     """Parameter groups, gradients accumulated by ``backward`` and per-parameter state, as in torch.optim."""
 
@@ -46,8 +55,9 @@ class Optimizer:
         self._grads: dict[int, jt.Var] = {}
         self._reduced = False
         if jt.in_mpi:
-            for p in self._params():
-                p.update(p.mpi_broadcast(0))
+            broadcast = _in_order([p.mpi_broadcast(0) for p in self._params()])
+            for p, value in zip(self._params(), broadcast):
+                p.update(value)
             jt.sync(self._params())
 
     def _params(self) -> list[jt.Var]:
@@ -60,7 +70,8 @@ class Optimizer:
     def _average_across_ranks(self) -> None:
         """Under MPI, replace each accumulated gradient by its mean over the ranks (once per step)."""
         if jt.in_mpi and not self._reduced:
-            self._grads = {k: g.mpi_all_reduce("mean").stop_grad() for k, g in self._grads.items()}
+            means = _in_order([g.mpi_all_reduce("mean") for g in self._grads.values()])
+            self._grads = {k: g.stop_grad() for k, g in zip(self._grads, means)}
         self._reduced = True
 
     def clip_grad_norm(self, max_norm: float) -> float:

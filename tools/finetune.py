@@ -149,6 +149,11 @@ def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str
         jt.set_global_seed(args.seed)  # differs per rank under MPI: the optimizer broadcasts rank 0's weights
         if state is None:
             model = models_jittor.create_model(args.model, pretrained=args.pretrained, **kwargs)
+            # Jittor's random init is lazy, and its values depend on the order the ops run in: run them in
+            # parameter order, so the weights depend on the seed alone (as under mpirun, where they are broadcast
+            # in that order); else a one-process run starts elsewhere than rank 0 of an MPI run
+            for p in model.parameters():
+                p.sync()
         else:
             model = models_jittor.create_model(args.model, **kwargs)
             models_jittor.load_state(model, state)
