@@ -43,10 +43,10 @@ def _weights(path: str) -> dict[str, np.ndarray]:
     if path.endswith(".pth"):
         import torch
 
-        return {k: v.numpy() for k, v in torch.load(path, weights_only=True).items()}
+        return {k: v.numpy() for k, v in torch.load(path, weights_only=True)["state_dict"].items()}
     from jittor_support.runtime import jt
 
-    return {k: np.asarray(v) for k, v in jt.load(path).items()}
+    return {k: np.asarray(v) for k, v in jt.load(path)["state_dict"].items()}
 
 
 def _assert_same_run(a: dict, b: dict) -> None:

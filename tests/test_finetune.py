@@ -13,7 +13,7 @@ import models_pytorch
 from conftest import random_state
 from helpers import save_torch
 from tools import finetune
-from tools.datasets import digits
+from image_data.datasets import digits
 
 LOSS_TOL = 1e-4  # per-step training losses of the two frameworks over a few steps
 
@@ -29,7 +29,7 @@ def test_digits_are_a_fixed_split():
 def test_image_folder_reads_one_folder_per_class(tmp_path: Path):
     from PIL import Image
 
-    from tools.datasets import image_folder
+    from image_data.datasets import image_folder
 
     for label, name in enumerate(("cat", "dog")):
         (tmp_path / name).mkdir()
@@ -37,8 +37,8 @@ def test_image_folder_reads_one_folder_per_class(tmp_path: Path):
             grey = Image.new("L", (20 + i, 10), color=80 * label)
             (grey.convert("RGB") if i % 2 else grey).save(tmp_path / name / f"{i}.png")
     (tmp_path / "dog" / "notes.txt").write_text("not an image")
-    data = image_folder(tmp_path, (8, 12))
-    assert data.classes == ["cat", "dog"] and data.images.shape == (10, 8, 12, 3)
+    data = image_folder(tmp_path, (8, 8))
+    assert data.classes == ["cat", "dog"] and data.images.shape == (10, 8, 8, 3)
     assert list(data.labels) == [0] * 5 + [1] * 5 and len(data.test) == 2
     assert (data.images[data.labels == 1] == 80).all()
 
@@ -69,4 +69,4 @@ def test_side_by_side_fine_tune(tmp_path: Path):
             assert model.num_classes == 10 and model.img_size == (64, 64)
             got = model.state_dict()["head.weight"]
             got = got.detach().numpy() if isinstance(got, torch.Tensor) else got.numpy()
-            np.testing.assert_allclose(got, saved["head.weight"].numpy(), atol=1e-4)
+            np.testing.assert_allclose(got, saved["state_dict"]["head.weight"].numpy(), atol=1e-4)

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model_specs import VARIANTS, variant  # noqa: E402
-from tools.datasets import load  # noqa: E402
+from model_specs.pretrained_cfg import KEYS as CFG_KEYS, pretrained_cfg  # noqa: E402
+from training.data import StreamedData, read_source  # noqa: E402
 from training.loop import Run, train  # noqa: E402
 from training.plan import batch_plan  # noqa: E402,F401 (part of this tool's interface)
 
@@ -55,6 +56,11 @@ def parser() -> argparse.ArgumentParser:
                                         "its classifier is replaced when the class count differs")
     p.add_argument("--data", default="digits", help="'digits' (scikit-learn's, upscaled) or an image folder with "
                                                    "one folder per class (a fixed 80/20 train/test split)")
+    p.add_argument("--aug", choices=("rrc-flip", "none"), default="rrc-flip",
+                   help="training augmentation: timm's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3, the model's "
+                        "interpolation) + horizontal flip, or none (the evaluation transform); default %(default)s")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes decoding and augmenting images (0: in the training process); default %(default)s")
     p.add_argument("--img-size", type=int, default=224, help="input size (default 224, the models' own; ViP needs "
                                                              "224, Mixer a multiple of its patch, sMLPNet of 32)")
     p.add_argument("--epochs", type=int, default=1, help="test accuracy is reported after each (default 1)")
@@ -124,6 +130,16 @@ def model_kwargs(name: str, img_size: int, num_classes: int, drop_path: float) -
         if SIZE_ARGUMENT[family]:
             kwargs[SIZE_ARGUMENT[family]] = img_size
     return kwargs
+
+
+def training_cfg(model: Any, args: argparse.Namespace, classes: list[str], override: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The model's ``pretrained_cfg`` (its release's normalisation and interpolation) at the training size, with
+    these classes: what the data is normalised with, and what the saved weights carry (``with_cfg``)."""
+    base = getattr(model, "pretrained_cfg", None) or pretrained_cfg(args.model)
+    cfg = {k: v for k, v in base.items() if k in CFG_KEYS}
+    return {**cfg, "architecture": args.model, "tag": "finetune", "input_size": (3, args.img_size, args.img_size),
+            "num_classes": len(classes), "label_names": list(classes), **override}
 
 
 def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -214,9 +230,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load(args.data, (args.img_size, args.img_size))
-    kwargs = model_kwargs(args.model, args.img_size, len(data.classes), args.drop_path)
+    source, labels, classes, cfg_override = read_source(args.data, args.img_size)
+    kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
     trainers = build_trainers(args, kwargs)
+    cfg = training_cfg(next(iter(trainers.values())).model, args, classes, cfg_override)
+    data = StreamedData(source, labels, classes, cfg, args.seed, args.aug != "none", args.workers)
     rank = next(iter(trainers.values())).rank
     if rank == 0:
         if not args.resume:
@@ -224,8 +242,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         world = next(iter(trainers.values())).world_size
         print(f"{args.model} on {args.data}: {len(data.classes)} classes, {len(data.train)} train / "
               f"{len(data.test)} test images at {args.img_size}x{args.img_size}, global batch {args.batch_size} x "
-              f"{args.accum_steps} accumulated over {world} process(es), {args.optimizer} lr {args.lr:g}",
-              file=sys.stderr)
+              f"{args.accum_steps} accumulated over {world} process(es), {args.optimizer} lr {args.lr:g}, "
+              f"augmentation {args.aug}, mean {tuple(cfg['mean'])} std {tuple(cfg['std'])}", file=sys.stderr)
     runs = {fw: train(trainer, data, args, out) for fw, trainer in trainers.items()}
     return report(args, runs, out) if rank == 0 else {}
 

@@ -12,6 +12,7 @@ import numpy as np
 from jittor_support.optim import SGD, AdamW
 from jittor_support.runtime import jt
 from jittor import nn
+from model_specs.pretrained_cfg import with_cfg
 from training.checkpoint import write_atomically
 
 
@@ -74,7 +75,7 @@ class JittorTrainer:
     def update_ema(self, decay: float) -> None:
         """timm's ModelEmaV2 on every entry of the state dict (Jittor keeps no integer counters)."""
         for e, m in zip(self.ema.values(), self.model.state_dict().values()):
-            e.update((e * decay + m.stop_grad() * (1.0 - decay)).stop_grad())
+            e.update((e * decay + m.detach() * (1.0 - decay)).stop_grad())  # stop_grad() would freeze m itself
         jt.sync(list(self.ema.values()))
 
     def predict(self, x: np.ndarray, ema: bool = False) -> np.ndarray:
@@ -113,7 +114,9 @@ class JittorTrainer:
             self.ema = {k: jt.array(v).stop_grad() for k, v in state["ema"].items()}
         return state
 
-    def save_weights(self, path: Path, ema: bool) -> None:
+    def save_weights(self, path: Path, cfg: dict[str, Any], ema: bool) -> None:
+        """The weights with the cfg they were trained with (``with_cfg``), loadable by ``create_model``."""
         weights = self.ema if ema else self.model.state_dict()
-        write_atomically(path, lambda tmp: jt.save({k: v.numpy() for k, v in weights.items()}, tmp))
+        state = with_cfg({k: v.numpy() for k, v in weights.items()}, cfg)
+        write_atomically(path, lambda tmp: jt.save(state, tmp))
         print(f"jittor weights: {path}", file=sys.stderr)

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from model_specs.pretrained_cfg import with_cfg
 from training.checkpoint import write_atomically
 
 
@@ -136,7 +137,9 @@ class TorchTrainer:
             self.scaler.load_state_dict(state["scaler"])
         return state
 
-    def save_weights(self, path: Path, ema: bool) -> None:
+    def save_weights(self, path: Path, cfg: dict[str, Any], ema: bool) -> None:
+        """The weights with the cfg they were trained with (``with_cfg``), loadable by ``create_model``."""
         weights = self.ema if ema else self.model.state_dict()
-        write_atomically(path, lambda tmp: torch.save({k: v.cpu() for k, v in weights.items()}, tmp))
+        state = with_cfg({k: v.cpu() for k, v in weights.items()}, cfg)
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
         print(f"torch weights: {path}", file=sys.stderr)

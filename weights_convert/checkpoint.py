@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from model_specs import checkpoint_cfg
+
 from . import layouts
 from .checks import Shapes, check_values, match_state
 from .containers import unwrap
@@ -28,6 +30,7 @@ class Checkpoint:
     layout: str  # "native" or the official release layout it was translated from
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # needed to reproduce the official model
     notes: list[str] = field(default_factory=list)
+    pretrained_cfg: dict[str, Any] | None = None  # the cfg a fine-tuned checkpoint carries (checked)
 
     def detect(self) -> tuple[str, dict[str, Any]]:
         """(variant name, extra build arguments) that these weights belong to."""
@@ -51,6 +54,7 @@ def read_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, allow_n
     source = str(path)
     obj, fmt, notes = read_file(path, trust_pickle=trust_pickle)
     raw, container = unwrap(obj, source, ema=ema)
+    cfg = carried_cfg(obj, source)
     state, value_notes = check_values(raw, source, allow_nonfinite=allow_nonfinite)
     notes += value_notes
     try:
@@ -58,4 +62,14 @@ def read_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, allow_n
     except (KeyError, ValueError, IndexError, AttributeError) as e:
         raise CheckpointError(f"{source}: an incomplete official checkpoint ({type(e).__name__}: {e})") from None
     return Checkpoint(source, native, fmt, container, layout.name if layout else "native",
-                      dict(layout.model_kwargs) if layout else {}, notes)
+                      dict(layout.model_kwargs) if layout else {}, notes, cfg)
+
+
+def carried_cfg(obj: Any, source: str) -> dict[str, Any] | None:
+    """The checked ``pretrained_cfg`` entry beside the state dict (see ``model_specs.checkpoint_cfg``), or None."""
+    if not isinstance(obj, dict) or "pretrained_cfg" not in obj:
+        return None
+    try:
+        return checkpoint_cfg(obj["pretrained_cfg"], "its pretrained_cfg")
+    except ValueError as e:
+        raise CheckpointError(f"{source}: {e}") from None

@@ -12,6 +12,7 @@ from typing import Any, Callable, Collection, TypeVar
 import numpy as np
 
 from model_specs import FAMILIES, Family, variant
+from model_specs.pretrained_cfg import model_cfg
 
 from .checkpoint import read_checkpoint
 from .checks import match_state
@@ -48,9 +49,12 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
     Arguments the file needs (its class count and input size; tanh GELU for JAX weights) apply unless given
     explicitly. An explicit ``num_classes`` that differs from the file's (0: features only) loads everything but
     the classifier, which keeps its fresh init: ``load(model, state, fresh)`` gets the keys to leave as built.
+    ``model.pretrained_cfg`` is the evaluation cfg of the release detected in the file (or the one it carries).
     """
     if pretrained is None:
-        return build(**kwargs)
+        model = build(**kwargs)
+        model.pretrained_cfg = model_cfg(name, img_size=kwargs.get("img_size"), num_classes=kwargs.get("num_classes"))
+        return model
     ckpt = read_checkpoint(pretrained, trust_pickle=trust_pickle, allow_nonfinite=allow_nonfinite, ema=ema)
     family = FAMILIES[variant(name).family]
     options = file_options(family, ckpt.state)
@@ -67,4 +71,7 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
         warnings.warn(f"{ckpt.path}: {name} with num_classes={kwargs['num_classes']}, the file has {has}: "
                       f"dropped {', '.join(dropped) or 'nothing'}; {kept}", stacklevel=3)
     load(model, match_state(state, expected, ckpt.path, name), fresh)
+    built = {**options, **kwargs}  # the release's cfg, at the size and class count the model was built with
+    model.pretrained_cfg = model_cfg(name, ckpt.layout, ckpt.pretrained_cfg, built.get("img_size"),
+                                     built.get("num_classes", options.get("num_classes")))
     return model

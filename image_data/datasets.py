@@ -2,14 +2,15 @@
 scikit-learn's handwritten digits (ships with the package, so it works offline) or a folder of class folders."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet's, what pretrained weights expect
+IMAGENET_MEAN = np.array(MEAN, dtype=np.float32)[:, None, None]
+IMAGENET_STD = np.array(STD, dtype=np.float32)[:, None, None]
 SPLIT_SEED = 0  # the train/test split never changes with the training seed
 
 
@@ -22,6 +23,13 @@ class Dataset:
     classes: list[str]
     train: np.ndarray  # indices of the training images
     test: np.ndarray
+
+    def pretrained_cfg(self, name: str, size: int) -> dict:
+        """The cfg a model fine-tuned on these images carries (``model_specs.checkpoint_cfg``): input at
+        ``size``, shorter side resized bilinearly, no crop margin, ImageNet's mean/std, these class names."""
+        return {"architecture": name, "tag": "finetune", "input_size": [3, size, size], "crop_pct": 1.0,
+                "crop_mode": "center", "interpolation": "bilinear", "mean": MEAN, "std": STD,
+                "num_classes": len(self.classes), "label_names": list(self.classes)}
 
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float32 NCHW images normalised with ImageNet's statistics (what pretrained weights expect), int64 labels."""
@@ -36,9 +44,15 @@ def _split(labels: np.ndarray, classes: list[str], images: np.ndarray, test_frac
 
 
 def _resize(image: "PIL.Image.Image", size: tuple[int, int]) -> np.ndarray:
+    """The shorter side to the size (Pillow's bilinear), then the centre crop: ``eval_transform`` of
+    ``pretrained_cfg(size, ...)`` computes the same pixels, so a fine-tuned model is evaluated on what it saw."""
     from PIL import Image
 
-    return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    from .transforms import center_crop, resize_shorter
+
+    if size[0] != size[1]:
+        raise ValueError(f"input size {size}: only square inputs are supported")
+    return center_crop(np.asarray(resize_shorter(image.convert("RGB"), size[0], Image.BILINEAR)), size[0])
 
 
 def digits(size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
@@ -53,21 +67,26 @@ def digits(size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
 
 
 def image_folder(root: str | Path, size: tuple[int, int], test_fraction: float = 0.2) -> Dataset:
-    """Every image under ``root/<class>/``, classes in sorted order, resized to ``size``."""
-    from PIL import Image
+    """Every image under ``root/<class>/``, classes in sorted order, resized to ``size``. A bad image is
+    named on stderr, counted and left out."""
+    from .decode import BadImage, load_rgb
+    from .folder import image_folder as listing
 
-    root = Path(root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    files = [(f, label) for label, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
-             if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ValueError(f"{root}: no images in class folders (expected {root}/<class>/<image>)")
-    images = []
-    for f, _ in files:
-        with Image.open(f) as image:
-            images.append(_resize(image, size))
-    labels = np.array([label for _, label in files], dtype=np.int64)
-    return _split(labels, classes, np.stack(images), test_fraction)
+    found = listing(root)
+    images, labels, skipped = [], [], 0
+    for path, label in found.items:
+        image = load_rgb(path)
+        if isinstance(image, BadImage):
+            print(f"skipping {image.line()}", file=sys.stderr)
+            skipped += 1
+            continue
+        images.append(_resize(image, size))
+        labels.append(label)
+    if not images:
+        raise ValueError(f"{root}: none of its {len(found.items)} images could be read")
+    if skipped:
+        print(f"{root}: skipped {skipped} bad image(s)", file=sys.stderr)
+    return _split(np.array(labels, dtype=np.int64), found.classes, np.stack(images), test_fraction)
 
 
 def load(source: str, size: tuple[int, int]) -> Dataset:

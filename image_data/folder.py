@@ -1,0 +1,106 @@
+"""Listing an evaluation set once, up front: an ImageFolder (one sub-folder per class) or a flat folder with a
+labels file. Only names are listed; nothing is opened, so a bad entry is reported when it is decoded."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from weights_convert.escaping import shown
+
+# torchvision's IMG_EXTENSIONS, plus .gif
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+
+
+class FolderError(ValueError):
+    """A folder or labels file that cannot be listed; the message names it."""
+
+
+@dataclass
+class Listing:
+    """``items``: (path, class index) in ImageFolder order; ``classes``: the class names in index order."""
+
+    items: list[tuple[str, int]]
+    classes: list[str]
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def walk_images(folder: str) -> list[str]:
+    """Image names under ``folder``, as torchvision's ImageFolder orders them (``sorted(os.walk(...))``, names
+    sorted within a folder, links followed). An entry named like an image that is not a file (a directory, a
+    FIFO) is listed too, to be reported as a bad image rather than silently skipped or descended into."""
+    found = []
+    for root, dirs, files in sorted(os.walk(folder, followlinks=True)):
+        named = [d for d in dirs if is_image_name(d)]
+        dirs[:] = [d for d in dirs if not is_image_name(d)]
+        found += [os.path.join(root, f) for f in sorted(files + named) if is_image_name(f)]
+    return found
+
+
+def image_folder(root: str | os.PathLike) -> Listing:
+    """Every image under ``root/<class>/``; classes are the sub-folder names in sorted order."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FolderError(f"{shown(root)}: not a folder")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not is_image_name(e.name))
+    if not classes:
+        raise FolderError(f"{shown(root)}: no class folders (expected {shown(root)}/<class>/<image>; "
+                          f"for a flat folder give a labels file)")
+    items = [(path, index) for index, c in enumerate(classes) for path in walk_images(os.path.join(root, c))]
+    if not items:
+        raise FolderError(f"{shown(root)}: no images in its {len(classes)} class folders")
+    return Listing(items, classes)
+
+
+def labelled_folder(root: str | os.PathLike, labels_file: str | os.PathLike,
+                    classes: list[str] | None = None) -> Listing:
+    """A flat folder whose labels are in ``labels_file``: one ``name label`` per line (whitespace, tab or comma
+    between), ``name`` relative to ``root``, ``label`` a class index or a class name. Names are looked up in
+    ``classes`` when given (e.g. the model's synsets), else the sorted set of names in the file becomes the
+    class list. Items come in sorted name order."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FolderError(f"{shown(root)}: not a folder")
+    try:
+        lines = Path(labels_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FolderError(f"{shown(os.fspath(labels_file))}: cannot read the labels file ({e})") from None
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        fields = line.replace(",", " ").split()
+        if not fields or line.lstrip().startswith("#"):
+            continue
+        if len(fields) != 2:
+            raise FolderError(f"{shown(os.fspath(labels_file))}, line {number}: expected 'name label', "
+                              f"got {shown(line)}")
+        pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise FolderError(f"{shown(os.fspath(labels_file))}: no labels")
+    numeric = all(label.isdigit() for _, label in pairs)
+    if classes is None:
+        classes = ([str(i) for i in range(max(int(label) for _, label in pairs) + 1)] if numeric
+                   else sorted({label for _, label in pairs}))
+    index = {c: i for i, c in enumerate(classes)}
+    items = []
+    for name, label in sorted(pairs):
+        if numeric and label not in index:
+            number = int(label)
+            if number >= len(classes):
+                raise FolderError(f"{shown(os.fspath(labels_file))}: label {number} of {shown(name)} is out of "
+                                  f"range ({len(classes)} classes)")
+            items.append((os.path.join(root, name), number))
+        elif label in index:
+            items.append((os.path.join(root, name), index[label]))
+        else:
+            raise FolderError(f"{shown(os.fspath(labels_file))}: label {shown(label)} of {shown(name)} is not "
+                              f"a known class")
+    return Listing(items, list(classes))
+
+
+def list_folder(root: str | os.PathLike, labels_file: str | os.PathLike | None = None,
+                classes: list[str] | None = None) -> Listing:
+    """``labelled_folder`` when a labels file is given, else ``image_folder``."""
+    return image_folder(root) if labels_file is None else labelled_folder(root, labels_file, classes)
