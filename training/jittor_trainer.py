@@ -1,0 +1,122 @@
+"""Jittor's side of the loop, mirroring torch_trainer: jittor_support.optim (torch.optim's semantics; under
+mpirun it averages gradients across ranks and starts from rank 0's weights), Jittor's auto mixed precision for
+--amp (CUDA only), an EMA of the state dict, checkpoints with jt.save."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jittor_support.optim import SGD, AdamW
+from jittor_support.runtime import jt
+from jittor import nn
+from model_specs.pretrained_cfg import with_cfg
+from training.checkpoint import write_atomically
+
+
+class JittorTrainer:
+    """One model trained on numpy batches; under mpirun each rank holds a replica and takes its shard."""
+
+    framework = "jittor"
+
+    def __init__(self, model: nn.Module, args: Any) -> None:
+        self.args, self.model = args, model
+        self.world_size, self.rank = (jt.world_size, jt.rank) if jt.in_mpi else (1, 0)
+        if args.amp:
+            if not jt.has_cuda or args.device == "cpu":
+                raise SystemExit("--amp in Jittor: auto_mixed_precision_level acts on CUDA only (on the CPU Jittor "
+                                 "would train in float32 anyway); drop --amp or run on a GPU")
+            jt.flags.auto_mixed_precision_level = 5
+        if jt.has_cuda and args.device != "cpu":
+            jt.flags.use_cuda = 1
+        params = model.parameters()
+        if args.optimizer == "sgd":
+            self.opt = SGD(params, args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                           nesterov=args.nesterov)
+        else:
+            self.opt = AdamW(params, args.lr, weight_decay=args.weight_decay)
+        self.ema = ({k: v.clone().stop_grad() for k, v in model.state_dict().items()}
+                    if args.ema_decay else None)
+
+    def seed_step(self, seed: int) -> None:
+        jt.set_global_seed(seed, different_seed_for_mpi=False)  # the seed already differs per rank
+
+    def _loss(self, logits: jt.Var, y: jt.Var) -> jt.Var:
+        """PyTorch's cross entropy with label smoothing: (1 - e) * NLL + e * mean over classes of -log p."""
+        loss = nn.cross_entropy_loss(logits.float32(), y)
+        smoothing = self.args.label_smoothing
+        if smoothing:
+            log_p = nn.log_softmax(logits.float32(), dim=1)
+            loss = (1.0 - smoothing) * loss - smoothing * log_p.mean(1).mean()
+        return loss
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, scale: float, last: bool = True) -> float:
+        """Add this micro-batch's gradient scaled by ``scale``; the optimizer averages across ranks at the step.
+        Returns the scaled local loss."""
+        loss = self._loss(self.model(jt.array(x)), jt.array(y)) * scale
+        self.opt.backward(loss)
+        return float(loss.item())
+
+    def mean_over_ranks(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        return float(jt.array(np.array([value], dtype=np.float64)).mpi_all_reduce("mean").item())
+
+    def step(self, lr: float, clip_grad: float | None) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        if clip_grad:
+            self.opt.clip_grad_norm(clip_grad)
+        self.opt.step()
+        self.opt.zero_grad()
+
+    def update_ema(self, decay: float) -> None:
+        """timm's ModelEmaV2 on every entry of the state dict (Jittor keeps no integer counters)."""
+        for e, m in zip(self.ema.values(), self.model.state_dict().values()):
+            e.update((e * decay + m.detach() * (1.0 - decay)).stop_grad())  # stop_grad() would freeze m itself
+        jt.sync(list(self.ema.values()))
+
+    def predict(self, x: np.ndarray, ema: bool = False) -> np.ndarray:
+        state = self.model.state_dict()
+        raw = {k: v.numpy() for k, v in state.items()} if ema else None
+        if ema:
+            for k, v in self.ema.items():
+                state[k].assign(v)
+        self.model.eval()
+        try:
+            with jt.no_grad():
+                return self.model(jt.array(x)).numpy().argmax(1)
+        finally:
+            self.model.train()
+            if raw is not None:
+                for k, v in raw.items():
+                    state[k].assign(jt.array(v))
+
+    def save_state(self, path: Path, meta: dict[str, Any]) -> None:
+        state = {"model": {k: v.numpy() for k, v in self.model.state_dict().items()},
+                 "optimizer": self.opt.state_dict(),
+                 "ema": {k: v.numpy() for k, v in self.ema.items()} if self.ema is not None else None, **meta}
+        write_atomically(path, lambda tmp: jt.save(state, tmp))
+
+    def load_state(self, path: Path) -> dict[str, Any]:
+        try:
+            state = jt.load(str(path))
+            model_state = state["model"]
+        except Exception as e:  # a truncated or foreign file: name it, never half-resume
+            raise SystemExit(f"{path}: not a complete training checkpoint ({type(e).__name__}: {e})") from None
+        params = self.model.state_dict()
+        for k, v in model_state.items():
+            params[k].assign(jt.array(v))
+        self.opt.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema = {k: jt.array(v).stop_grad() for k, v in state["ema"].items()}
+        return state
+
+    def save_weights(self, path: Path, cfg: dict[str, Any], ema: bool) -> None:
+        """The weights with the cfg they were trained with (``with_cfg``), loadable by ``create_model``."""
+        weights = self.ema if ema else self.model.state_dict()
+        state = with_cfg({k: v.numpy() for k, v in weights.items()}, cfg)
+        write_atomically(path, lambda tmp: jt.save(state, tmp))
+        print(f"jittor weights: {path}", file=sys.stderr)
