@@ -24,6 +24,13 @@ def test_counted_macs_are_official_in_both_frameworks(name: str):
     assert round(counted / 1e9, 2) == variant(name).macs
 
 
+def test_macs_at_another_input_size_pass_img_size_to_the_model():
+    # 64 px: a 2x2 token grid, so the token MLP's products shrink with the grid (compare.py --img-size 64)
+    counted = torch_macs("mixer_s32", (64, 64), img_size=64)
+    assert jittor_macs("mixer_s32", (64, 64), img_size=64) == counted
+    assert 0 < counted < torch_macs("mixer_s32") / 12
+
+
 def test_default_models_are_one_per_family():
     families = {variant(n).family for n in models_pytorch.list_models()}
     defaults = compare.default_models()

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 
-def torch_macs(name: str, img_size: tuple[int, int] = (224, 224), **kwargs: Any) -> int:
-    """MACs of one ``img_size`` image through the PyTorch variant ``name`` built with ``kwargs``."""
+def torch_macs(name: str, input_hw: tuple[int, int] = (224, 224), **kwargs: Any) -> int:
+    """MACs of one ``input_hw`` image through the PyTorch variant ``name`` built with ``kwargs``."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -21,7 +21,7 @@ def torch_macs(name: str, img_size: tuple[int, int] = (224, 224), **kwargs: Any)
 
     with torch.device("meta"):
         model = models_pytorch.create_model(name, **kwargs).eval()
-        x = torch.empty(1, kwargs.get("in_chans", 3), *img_size)
+        x = torch.empty(1, kwargs.get("in_chans", 3), *input_hw)
     # the in-place accumulating products are not in the counter's table: 2 FLOPs per multiply-accumulate
     in_place = {torch.ops.aten.addmm_: lambda acc, a, b, **_: 2 * a[0] * a[1] * b[1],
                 torch.ops.aten.baddbmm_: lambda acc, a, b, **_: 2 * a[0] * a[1] * a[2] * b[2]}
@@ -91,14 +91,14 @@ def _counting_jittor() -> Iterator[_JittorCounter]:
             setattr(owner, attr, fn)
 
 
-def jittor_macs(name: str, img_size: tuple[int, int] = (224, 224), **kwargs: Any) -> int:
-    """MACs of one ``img_size`` image through the Jittor variant ``name`` built with ``kwargs``."""
+def jittor_macs(name: str, input_hw: tuple[int, int] = (224, 224), **kwargs: Any) -> int:
+    """MACs of one ``input_hw`` image through the Jittor variant ``name`` built with ``kwargs``."""
     import models_jittor
     from jittor_support.runtime import jt
 
     model = models_jittor.create_model(name, **kwargs)
     model.eval()
-    x = jt.zeros((1, kwargs.get("in_chans", 3), *img_size))
+    x = jt.zeros((1, kwargs.get("in_chans", 3), *input_hw))
     with jt.no_grad(), _counting_jittor() as counter:
         model(x)  # builds the lazy graph only: nothing is computed, since nothing is fetched
     return counter.macs
