@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from tools import finetune  # noqa: E402
-from tools.datasets import Dataset, load  # noqa: E402
+from model_specs.pretrained_cfg import with_cfg  # noqa: E402
+from training.data import StreamedData, read_source  # noqa: E402
 
 METHODS = ("pi", "interp", "fresh")
 
@@ -41,22 +42,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--finetune-steps", type=int, help="stop each fine-tune after this many steps (0: none)")
     p.add_argument("--finetune-lr", type=float, default=1e-4)
+    p.add_argument("--aug", default="none", help="tools/finetune.py's --aug (default none: a random crop of 8%% of an "
+                                                 "8x8 digit leaves no digit)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="resolution_study_out")
     return p.parse_args(argv)
 
 
-def accuracy(model: Any, data: Dataset, batch: int = 64) -> float:
+def accuracy(model: Any, data: str, size: int, batch: int = 64) -> float:
+    """Test accuracy (%) at ``size`` on the split and pixels tools/finetune.py evaluates, normalised as the model's
+    ``pretrained_cfg`` says (the cfg it was trained with)."""
     import torch
 
+    source, labels, classes, override = read_source(data, size)
+    cfg = {**model.pretrained_cfg, "input_size": (3, size, size), **override}
     model.eval()
-    correct = 0
+    correct = total = 0
     with torch.no_grad():
-        for i in range(0, len(data.test), batch):
-            x, y = data.batch(data.test[i:i + batch])
-            correct += int((model(torch.from_numpy(x)).argmax(1).numpy() == y).sum())
-    return 100.0 * correct / len(data.test)
+        for x, y, n in StreamedData(source, labels, classes, cfg, 0, False, 0).test_batches(batch):
+            correct += int((model(torch.from_numpy(x)).argmax(1).numpy()[:n] == y[:n]).sum())
+            total += n
+    return 100.0 * correct / total
 
 
 def start_model(name: str, trained: str, size: int, method: str, classes: int, seed: int) -> Any:
@@ -65,15 +72,15 @@ def start_model(name: str, trained: str, size: int, method: str, classes: int, s
 
     import models_pytorch
 
-    if method != "fresh":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the resampling warning: expected here
-            return models_pytorch.create_model(name, pretrained=trained, img_size=size, resample=method)
-    torch.manual_seed(seed)
-    model = models_pytorch.create_model(name, num_classes=classes, img_size=size)
-    own = model.state_dict()
-    state = torch.load(trained, map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v if v.shape == own[k].shape else own[k] for k, v in state.items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the resampling warning: expected here
+        model = models_pytorch.create_model(name, pretrained=trained, img_size=size,
+                                            resample="pi" if method == "fresh" else method)
+    if method == "fresh":  # every tensor whose shape the grid sets comes from a fresh model at the new size
+        old = {k: v.shape for k, v in models_pytorch.create_model(name, pretrained=trained).state_dict().items()}
+        torch.manual_seed(seed)
+        own = models_pytorch.create_model(name, num_classes=classes, img_size=size).state_dict()
+        model.load_state_dict({k: own[k] if v.shape != old[k] else v for k, v in model.state_dict().items()})
     return model
 
 
@@ -85,10 +92,9 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    datasets = {s: load(args.data, (s, s)) for s in [args.train_size, *args.sizes]}
-    classes = len(datasets[args.train_size].classes)
+    classes = len(read_source(args.data, args.train_size)[2])
     save = lambda: (out / "study.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
-    common = ["--data", args.data, "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    common = ["--data", args.data, "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--aug", args.aug]
     trained, base = {}, {}
     for name in args.models:  # phases across the models, so that a cut-short run still compares them
         start = time.perf_counter()
@@ -97,8 +103,8 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
         finetune.main(["--model", name, "--img-size", str(args.train_size), "--epochs", str(args.train_epochs),
                        "--lr", str(args.train_lr), "--out", str(train_dir), *common, *steps])
         trained[name] = str(train_dir / f"{name}_torch.pth")
-        base[name] = accuracy(models_pytorch.create_model(name, pretrained=trained[name]),
-                              datasets[args.train_size])
+        base[name] = accuracy(models_pytorch.create_model(name, pretrained=trained[name]), args.data,
+                              args.train_size)
         print(f"{name}: trained at {args.train_size} px in {time.perf_counter() - start:.0f} s, "
               f"test accuracy {base[name]:.2f}%", file=sys.stderr)
     for size in args.sizes:  # every start as loaded: the cheap half of the table
@@ -106,9 +112,9 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
             for method in METHODS:
                 model = start_model(name, trained[name], size, method, classes, args.seed)
                 path = out / f"{name}_{size}_{method}.pth"
-                torch.save(model.state_dict(), path)
+                torch.save(with_cfg(model.state_dict(), model.pretrained_cfg), path)  # the cfg it was trained with
                 rows.append(dict(model=name, train_size=args.train_size, train_accuracy=base[name], size=size,
-                                 method=method, accuracy=accuracy(model, datasets[size]), finetuned_accuracy=None,
+                                 method=method, accuracy=accuracy(model, args.data, size), finetuned_accuracy=None,
                                  start=str(path)))
                 print(f"{name} {size} px {method}: {rows[-1]['accuracy']:.2f}%", file=sys.stderr)
                 save()
