@@ -191,6 +191,20 @@ class BatchNormTrain(_Normalization):
         return y
 
 
+class ChannelAffine(jt.Function):
+    """``x * scale + shift`` along axis 1 (BatchNorm in eval, from its running statistics), on all threads; the
+    backward in Jittor's ops."""
+
+    def execute(self, x: jt.Var, scale: jt.Var, shift: jt.Var) -> jt.Var:
+        self.x, self.scale = x, scale
+        glue = f"mlpzoo::channel_affine(in0_p, in1_p, in2_p, out0_p, {_BATCH_NORM_LAYOUT});"
+        return _code(x.shape, x.dtype, [x, scale, shift], "batch_norm", glue)
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
+        dims = [0] + list(range(2, g.ndim))
+        return g * self.scale.broadcast(g, dims), (g * self.x).sum(dims), g.sum(dims)
+
+
 class ReLU(jt.Function):
     """``max(x, 0)``; the backward passes the gradient where the output is positive, as PyTorch's does."""
 
@@ -299,8 +313,8 @@ class Permute(jt.Function):
 
 def permute(x: jt.Var, order: tuple[int, ...], bias: jt.Var | None = None, bias_axis: int | None = None) -> jt.Var:
     """``x.permute(order)`` (+ ``bias`` along output axis ``bias_axis``): the kernel on the CPU, Jittor's ops on
-    CUDA."""
-    if enabled(x) if bias is None else enabled(x, bias):
+    CUDA (and beyond the kernel's rank)."""
+    if len(order) <= _MAX_DIMS and (enabled(x) if bias is None else enabled(x, bias)):
         return Permute(order, bias_axis)(x) if bias is None else Permute(order, bias_axis)(x, bias)
     y = x.permute(order)
     if bias is None:
@@ -337,6 +351,32 @@ def matmul_transpose(x: jt.Var, weight: jt.Var) -> jt.Var:
     if weight.shape[0] >= max(WIDE_ROWS, weight.shape[1] + 1) and enabled(x, weight):
         return WideMatmulTranspose()(x, weight)
     return jt.nn.matmul_transpose(x, weight)
+
+
+class ConcatLinear(jt.Function):
+    """``concat(parts, -1) @ weight.T`` without the concat (kernels/concat_linear.h): each part meets its block of
+    the weight's columns in place, in one oneDNN sgemm, the products accumulated; Jittor would copy the blocks out,
+    then add the products on one thread."""
+
+    def execute(self, weight: jt.Var, *parts: jt.Var) -> jt.Var:
+        self.weight, self.parts = weight, parts
+        return _code(list(parts[0].shape[:-1]) + [weight.shape[0]], weight.dtype, [weight, *parts], "concat_linear",
+                     self._glue("concat_linear_forward(parts, {k}, in0_p, out0_p, {rows})"))
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, ...]:
+        k = len(self.parts)
+        dparts = ", ".join(f"out{i + 1}_p" for i in range(k))
+        glue = self._glue(f"concat_linear_backward(parts, {{k}}, in0_p, in{k + 1}_p, dparts, out0_p, {{rows}})")
+        return tuple(_code([self.weight.shape] + [p.shape for p in self.parts], [self.weight.dtype] * (k + 1),
+                           [self.weight, *self.parts, g], "concat_linear",
+                           f"float* const dparts[{k}] = {{{dparts}}};\n" + glue))
+
+    def _glue(self, call: str) -> str:
+        k = len(self.parts)
+        pointers = ", ".join(f"in{i + 1}_p" for i in range(k))
+        return (f"const float* const parts[{k}] = {{{pointers}}};\n"
+                f"const int64 C = in1->shape[in1->shape.size() - 1];\n"
+                "mlpzoo::" + call.format(k=k, rows="in1->num / C, C, in0->shape[0]") + ";")
 
 
 # Vision Permutator's branch work (kernels/permutator.h) on (B, H, W, G, S) positions, in0 being such a tensor

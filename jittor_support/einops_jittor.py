@@ -9,6 +9,7 @@ from einops import rearrange, reduce, repeat  # noqa: F401  (re-exported: they n
 from einops._backends import AbstractBackend
 from einops.layers import RearrangeMixin, ReduceMixin
 
+from . import cpu_kernels
 from .runtime import jt
 
 
@@ -34,7 +35,7 @@ class JittorBackend(AbstractBackend):
         return x.reshape(tuple(shape))
 
     def transpose(self, x, axes):
-        return x.permute(tuple(axes))
+        return cpu_kernels.permute(x, tuple(axes))  # multithreaded on the CPU (Jittor's transpose: one thread)
 
     def reduce(self, x, operation, axes):
         if operation == "mean":

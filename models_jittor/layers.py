@@ -141,7 +141,10 @@ class BatchNorm2d(nn.Module):
         dims = [0] + list(range(2, x.ndim))
         if not self.is_training():
             scale = self.weight / jt.sqrt(self.running_var + self.eps)
-            return x * scale.broadcast(x, dims) + (self.bias - self.running_mean * scale).broadcast(x, dims)
+            shift = self.bias - self.running_mean * scale
+            if cpu_kernels.enabled(x, scale, shift):
+                return cpu_kernels.ChannelAffine()(x, scale, shift)
+            return x * scale.broadcast(x, dims) + shift.broadcast(x, dims)
         kernel = cpu_kernels.enabled(x, self.weight, self.bias)
         norm = cpu_kernels.BatchNormTrain(self.eps) if kernel else _BatchNormTrain(self.eps)
         out = norm(x, self.weight, self.bias)
@@ -198,6 +201,16 @@ def linear_residual(fc: nn.Linear, x: jt.Var, residual: jt.Var, drop_path: DropP
     mask, fuse = drop_path.mask(x), cpu_kernels.BiasResidual(1.0 - drop_path.drop_prob, transpose)
     m = cpu_kernels.matmul_transpose(x, fc.weight)
     return fuse(m, fc.bias, residual) if mask is None else fuse(m, fc.bias, residual, mask)
+
+
+def concat_linear(parts: list[jt.Var], weight: jt.Var) -> jt.Var:
+    """``jt.concat(parts, -1) @ weight.T`` (a 1x1 conv over a channel concat) without the concat: each part times its
+    block of the weight's columns, the products summed. On the CPU one kernel reads the blocks in place and
+    accumulates the products in oneDNN's sgemm (Jittor would copy the blocks and add on one thread)."""
+    if cpu_kernels.enabled(weight, *parts):
+        return cpu_kernels.ConcatLinear()(weight, *parts)
+    blocks = weight.split(parts[0].shape[-1], dim=1)
+    return sum(nn.matmul_transpose(part, block) for part, block in zip(parts, blocks))
 
 
 def permutator_split(seg: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:

@@ -18,7 +18,7 @@ from jittor import init, nn
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, gelu_layer, permute, residual_branch
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, permute, residual_branch
 from .registry import register_model
 
 
@@ -93,11 +93,8 @@ class SparseTokenMix(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         x = self.mix_act(self.mix_norm(self.dw_conv(self.dw_act(self.dw_norm(x)))))
-        # the 1x1 fuse conv over the concat [x, W-mix, H-mix] as three products summed (no concat; Jittor fuses
-        # the two additions into one pass)
-        weights = self.fuse.weight.reshape(self.fuse.weight.shape[:2]).split(x.shape[-1], dim=1)
-        parts = (x, self.mix_w(x), self.mix_h(x))
-        return sum(nn.matmul_transpose(part, weight) for part, weight in zip(parts, weights))
+        # the 1x1 fuse conv over the concat [x, W-mix, H-mix], without the concat
+        return concat_linear([x, self.mix_w(x), self.mix_h(x)], self.fuse.weight.reshape(self.fuse.weight.shape[:2]))
 
 
 class SMLPBlock(nn.Module):

@@ -54,6 +54,17 @@ def linear_residual(fc: nn.Linear, x: torch.Tensor, residual: torch.Tensor, drop
     return residual + drop_path(fc(x))
 
 
+def concat_linear(parts: list[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
+    """``torch.cat(parts, -1) @ weight.T`` (a 1x1 conv over a channel concat) without the concat: each part times its
+    block of the weight's columns, the products accumulated in place."""
+    blocks = weight.split(parts[0].shape[-1], dim=1)
+    out = nn.functional.linear(parts[0], blocks[0])
+    rows = out.view(-1, out.shape[-1])
+    for part, block in zip(parts[1:], blocks[1:]):
+        rows.addmm_(part.reshape(rows.shape[0], -1), block.t())
+    return out
+
+
 def permutator_split(seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ViP: (B, H, W, G, S) segments to ``(seg, the H branch's input (B, W, G, H, S), the W branch's
     (B, H, G, W, S))``, the two as permuted views."""

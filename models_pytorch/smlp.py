@@ -13,13 +13,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model_specs import variant
 from model_specs.drop_path import linear_drop_path_rates
 from model_specs.features import Indices, take_indices
-from .layers import DropPath, LayerNorm, Mlp, gelu_layer, residual_branch
+from .layers import DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, residual_branch
 from .registry import register_model
 
 
@@ -85,13 +84,8 @@ class SparseTokenMix(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.mix_act(self.mix_norm(self.dw_conv(self.dw_act(self.dw_norm(x)))))
-        # the 1x1 fuse conv over the concat [x, W-mix, H-mix] as three products summed in place (no concat)
-        weights = self.fuse.weight.flatten(1).split(x.shape[-1], dim=1)
-        out = F.linear(x, weights[0])
-        rows = out.view(-1, out.shape[-1])
-        for part, weight in zip((self.mix_w(x), self.mix_h(x)), weights[1:]):
-            rows.addmm_(part.reshape(rows.shape[0], -1), weight.t())
-        return out
+        # the 1x1 fuse conv over the concat [x, W-mix, H-mix], without the concat
+        return concat_linear([x, self.mix_w(x), self.mix_h(x)], self.fuse.weight.flatten(1))
 
 
 class SMLPBlock(nn.Module):

@@ -122,6 +122,48 @@ def test_batchnorm_training_forward_backward_and_statistics(kernel_path: str, la
     np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * x64.var(axes, ddof=1), rtol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "rows"])
+def test_batchnorm_eval_forward_and_backward(kernel_path: str, layout: str):
+    """BatchNorm in eval (the running statistics' affine map, a kernel on the CPU) against PyTorch's, the gradients
+    of x, weight and bias included."""
+    rng = np.random.RandomState(3)
+    shape = (4, 24, 7, 5) if layout == "nchw" else (4 * 7 * 5, 24)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w, b, mean = rng.standard_normal((3, 24)).astype(np.float32)
+    var = (0.5 + rng.random_sample(24)).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    fn = lambda v, wt, bs: torch.nn.functional.batch_norm(v, torch.from_numpy(mean).to(v.dtype),  # noqa: E731
+                                                          torch.from_numpy(var).to(v.dtype), wt, bs, training=False)
+    exact, exact_grads = _torch_reference(fn, [x, w, b], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [x, w, b], g, torch.float32)
+    bn = jl.BatchNorm2d(24)
+    _set(bn, weight=w, bias=b, running_mean=mean, running_var=var)
+    bn.eval()
+    out, grads = _jittor_run(bn, x, g)
+    _assert_as_accurate(out, t32, exact, 1e-6)
+    for got, t, e in zip(grads, t32_grads, exact_grads):
+        _assert_as_accurate(got, t, e, 1e-6)
+
+
+def test_concat_linear_forward_and_backward(kernel_path: str):
+    """``concat(parts) @ weight.T`` without the concat (sMLPNet's fuse; one kernel of oneDNN sgemms on the CPU):
+    output and the gradients of the weight and of every part, against PyTorch on the concatenated input."""
+    rng = np.random.RandomState(4)
+    parts = [rng.standard_normal((2, 6, 5, 16)).astype(np.float32) for _ in range(3)]
+    w = (rng.standard_normal((24, 48)) / 7).astype(np.float32)
+    g = rng.standard_normal((2, 6, 5, 24)).astype(np.float32)
+    fn = lambda wt, *ps: torch.cat(ps, -1) @ wt.T  # noqa: E731
+    exact, exact_grads = _torch_reference(fn, [w, *parts], g, torch.float64)
+    t32, t32_grads = _torch_reference(fn, [w, *parts], g, torch.float32)
+    wj, pj = jt.array(w), [jt.array(p) for p in parts]
+    out = jl.concat_linear(pj, wj)
+    grads = jt.grad((out * jt.array(g)).sum(), [wj, *pj])
+    _assert_as_accurate(out.numpy(), t32, exact, 1e-6)
+    assert len(grads) == 4
+    for got, t, e in zip(grads, t32_grads, exact_grads):
+        _assert_as_accurate(got.numpy(), t, e, 1e-6)
+
+
 def test_relu_passes_the_gradient_where_the_output_is_positive(kernel_path: str):
     x = np.array([[-2.0, -0.0, 0.0, 1e-30, 3.0]], dtype=np.float32)
     g = np.array([[1.0, 2.0, 3.0, 4.0, 5.0]], dtype=np.float32)

@@ -1,7 +1,8 @@
 // BatchNorm in training: normalisation by the batch's statistics over axis 1 of (outer, C, inner) memory
 // ((N, C, H*W) for NCHW input, (rows, C, 1) for channels-last rows). Mean and variance in two passes, every sum
 // over the batch (forward and backward) in float64 per thread, then in thread order; PyTorch's backward formula.
-// The forward also writes the biased variance in float64, for the running statistics.
+// The forward also writes the biased variance in float64, for the running statistics. In eval, BatchNorm is the
+// per-channel affine map channel_affine (scale and shift from the running statistics).
 #include "common.h"
 
 namespace mlpzoo {
@@ -122,6 +123,27 @@ inline void batch_norm_backward(const float* x, const float* w, const float* mea
                 #pragma omp simd
                 for (int64_t i = 0; i < inner; i++) dr[i] = sc * (gr[i] - mg - (xr[i] - m) * sl);
             }
+    }
+}
+
+// y = x * scale[c] + shift[c] over (outer, C, inner) memory: BatchNorm in eval
+inline void channel_affine(const float* x, const float* scale, const float* shift, float* y, int64_t outer,
+                           int64_t C, int64_t inner) {
+    if (inner == 1) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t o = 0; o < outer; o++) {
+            const float* xr = x + o * C; float* yr = y + o * C;
+            #pragma omp simd
+            for (int64_t c = 0; c < C; c++) yr[c] = xr[c] * scale[c] + shift[c];
+        }
+        return;
+    }
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < outer * C; r++) {
+        const float* xr = x + r * inner; float* yr = y + r * inner;
+        const float sc = scale[r % C], sh = shift[r % C];
+        #pragma omp simd
+        for (int64_t i = 0; i < inner; i++) yr[i] = xr[i] * sc + sh;
     }
 }
 
