@@ -359,6 +359,10 @@ class ConcatLinear(jt.Function):
     then add the products on one thread."""
 
     def execute(self, weight: jt.Var, *parts: jt.Var) -> jt.Var:
+        c = parts[0].shape[-1]
+        if any(p.shape != parts[0].shape for p in parts) or weight.ndim != 2 or weight.shape[1] != len(parts) * c:
+            raise ValueError(f"concat_linear takes parts of one shape and an (out, {len(parts)} x {c}) weight, got "
+                             f"{[p.shape for p in parts]} and {weight.shape}")
         self.weight, self.parts = weight, parts
         return _code(list(parts[0].shape[:-1]) + [weight.shape[0]], weight.dtype, [weight, *parts], "concat_linear",
                      self._glue("concat_linear_forward(parts, {k}, in0_p, out0_p, {rows})"))
