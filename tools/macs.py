@@ -58,6 +58,7 @@ def _numel(var: Any) -> int:
 
 @contextmanager
 def _counting_jittor() -> Iterator[_JittorCounter]:
+    from jittor_support import cpu_kernels
     from jittor_support.runtime import jt
     from jittor import nn
 
@@ -80,6 +81,9 @@ def _counting_jittor() -> Iterator[_JittorCounter]:
         (jt.Module, "__call__", call),
         (nn, "conv2d", counter.wrap(nn.conv2d, lambda out, x, weight, *a, **k: _numel(out) * _numel(weight)
                                     // weight.shape[0])),
+        # sMLPNet's fuse on the CPU: concat(parts) @ weight.T in oneDNN's sgemm, past Jittor's matmul
+        (cpu_kernels.ConcatLinear, "execute",
+         counter.wrap(cpu_kernels.ConcatLinear.execute, lambda out, fn, weight, *parts: _numel(out) * weight.shape[1])),
     ]
     saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in patches]
     try:
