@@ -365,22 +365,23 @@ class ConcatLinear(jt.Function):
                              f"{[p.shape for p in parts]} and {weight.shape}")
         self.weight, self.parts = weight, parts
         return _code(list(parts[0].shape[:-1]) + [weight.shape[0]], weight.dtype, [weight, *parts], "concat_linear",
-                     self._glue("concat_linear_forward(parts, {k}, in0_p, out0_p, {rows})"))
+                     self._glue("concat_linear_forward(parts, k, in0_p, out0_p, rows, C, Cout)"))
 
     def grad(self, g: jt.Var) -> tuple[jt.Var, ...]:
         k = len(self.parts)
         dparts = ", ".join(f"out{i + 1}_p" for i in range(k))
-        glue = self._glue(f"concat_linear_backward(parts, {{k}}, in0_p, in{k + 1}_p, dparts, out0_p, {{rows}})")
+        glue = f"float* const dparts[{k}] = {{{dparts}}};\n" + self._glue(
+            f"concat_linear_backward(parts, k, in0_p, in{k + 1}_p, dparts, out0_p, rows, C, Cout)")
         return tuple(_code([self.weight.shape] + [p.shape for p in self.parts], [self.weight.dtype] * (k + 1),
-                           [self.weight, *self.parts, g], "concat_linear",
-                           f"float* const dparts[{k}] = {{{dparts}}};\n" + glue))
+                           [self.weight, *self.parts, g], "concat_linear", glue))
 
     def _glue(self, call: str) -> str:
+        """``call`` into kernels/concat_linear.h after the part pointers (in1..) and the sizes, read at run time."""
         k = len(self.parts)
         pointers = ", ".join(f"in{i + 1}_p" for i in range(k))
-        return (f"const float* const parts[{k}] = {{{pointers}}};\n"
-                f"const int64 C = in1->shape[in1->shape.size() - 1];\n"
-                "mlpzoo::" + call.format(k=k, rows="in1->num / C, C, in0->shape[0]") + ";")
+        return (f"const int k = {k};\nconst float* const parts[{k}] = {{{pointers}}};\n"
+                "const int64 C = in1->shape[in1->shape.size() - 1], rows = in1->num / C, Cout = in0->shape[0];\n"
+                f"mlpzoo::{call};")
 
 
 # Vision Permutator's branch work (kernels/permutator.h) on (B, H, W, G, S) positions, in0 being such a tensor

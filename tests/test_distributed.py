@@ -49,8 +49,8 @@ def _weights(path: str) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in jt.load(path)["state_dict"].items()}
 
 
-def _assert_same_run(a: dict, b: dict) -> None:
-    assert len(a["losses"]) == len(b["losses"])
+def _assert_same_run(a: dict, b: dict, steps: int) -> None:
+    assert len(a["losses"]) == len(b["losses"]) == steps  # both trained every step
     np.testing.assert_allclose(a["losses"], b["losses"], rtol=0, atol=TOL)
     wa, wb = _weights(a["checkpoint"]), _weights(b["checkpoint"])
     assert wa.keys() == wb.keys()
@@ -70,11 +70,11 @@ def test_torchrun_ddp_equals_one_process(tmp_path: Path, model: str, size: int, 
     one = _finetune([sys.executable], tmp_path / "one", "torch", model, size, steps)
     two = _finetune([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2"], tmp_path / "two",
                     "torch", model, size, steps)
-    _assert_same_run(one, two)
+    _assert_same_run(one, two, steps)
     if model == "mixer_s32":
         accumulated = _finetune([sys.executable], tmp_path / "accum", "torch", model, size, steps,
                                 "--batch-size", "8", "--accum-steps", "2")
-        _assert_same_run(one, accumulated)
+        _assert_same_run(one, accumulated, steps)
 
 
 @pytest.mark.parametrize("model,size,steps", CASES)
@@ -82,8 +82,8 @@ def test_mpirun_jittor_equals_one_process(tmp_path: Path, model: str, size: int,
     mpirun = _mpirun()
     one = _finetune([sys.executable], tmp_path / "one", "jittor", model, size, steps)
     two = _finetune(mpirun, tmp_path / "two", "jittor", model, size, steps)
-    _assert_same_run(one, two)
+    _assert_same_run(one, two, steps)
     if model == "mixer_s32":
         accumulated = _finetune([sys.executable], tmp_path / "accum", "jittor", model, size, steps,
                                 "--batch-size", "8", "--accum-steps", "2")
-        _assert_same_run(one, accumulated)
+        _assert_same_run(one, accumulated, steps)
