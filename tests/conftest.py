@@ -1,6 +1,11 @@
 """Shared by the tests: randomised weights, the tolerance, the devices to test on, the own-tree guard."""
 from __future__ import annotations
 
+import faulthandler
+import os
+import signal
+import sys
+
 import pytest
 import torch
 
@@ -11,6 +16,19 @@ from tools.crosscheck import random_weights as random_state  # noqa: F401  (the 
 REL_TOL = 1e-4
 
 own_tree.install()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A crash in native code (a kernel, oneDNN, Jittor) prints the Python stack of every thread, the test among
+    them, on the terminal, and the process ends by that signal. Jittor's own handler, installed at its import,
+    would write its report into pytest's capture, which the crash loses, then exit 1 with nothing said."""
+    from jittor_support.runtime import jt  # noqa: F401  (Jittor installs its handlers at import)
+
+    faulthandler.disable()  # enable() on an enabled handler keeps the handlers it had
+    for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
+        signal.signal(sig, signal.SIG_DFL)
+    faulthandler.enable(file=os.dup(sys.stderr.fileno()), all_threads=True)
 
 
 @pytest.fixture(autouse=True)
