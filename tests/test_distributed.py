@@ -40,8 +40,8 @@ def small_folder(tmp_path_factory) -> Path:
     return root
 
 
-def _data(model: str, request: pytest.FixtureRequest) -> list[str]:
-    return ["--data", str(request.getfixturevalue("small_folder"))] if model == "vip_s7" else []
+def _data(model: str, folder: Path) -> list[str]:
+    return ["--data", str(folder)] if model == "vip_s7" else []
 
 
 def _env() -> dict[str, str]:
@@ -87,9 +87,8 @@ def _mpirun() -> list[str]:
 
 
 @pytest.mark.parametrize("model,size,steps", CASES)
-def test_torchrun_ddp_equals_one_process(tmp_path: Path, model: str, size: int, steps: int,
-                                         request: pytest.FixtureRequest):
-    data = _data(model, request)
+def test_torchrun_ddp_equals_one_process(tmp_path: Path, small_folder: Path, model: str, size: int, steps: int):
+    data = _data(model, small_folder)
     one = _finetune([sys.executable], tmp_path / "one", "torch", model, size, steps, *data)
     two = _finetune([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2"], tmp_path / "two",
                     "torch", model, size, steps, *data)
@@ -101,10 +100,9 @@ def test_torchrun_ddp_equals_one_process(tmp_path: Path, model: str, size: int, 
 
 
 @pytest.mark.parametrize("model,size,steps", CASES)
-def test_mpirun_jittor_equals_one_process(tmp_path: Path, model: str, size: int, steps: int,
-                                          request: pytest.FixtureRequest):
+def test_mpirun_jittor_equals_one_process(tmp_path: Path, small_folder: Path, model: str, size: int, steps: int):
     mpirun = _mpirun()
-    data = _data(model, request)
+    data = _data(model, small_folder)
     one = _finetune([sys.executable], tmp_path / "one", "jittor", model, size, steps, *data)
     two = _finetune(mpirun, tmp_path / "two", "jittor", model, size, steps, *data)
     _assert_same_run(one, two, steps)
