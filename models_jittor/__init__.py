@@ -1,5 +1,5 @@
 """The zoo's models in Jittor (the runtime module prepares Jittor before anything imports it)."""
-from jittor_support import runtime  # noqa: F401  (must come first)
+from mlp_zoo.jittor_support import runtime  # noqa: F401  (must come first)
 import importlib
 import pkgutil
 

@@ -7,13 +7,13 @@ The module names are the official ones, so the official checkpoints load without
 """
 from __future__ import annotations
 
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 from jittor import init, nn
-from jittor_support.einops_jittor import Rearrange
+from mlp_zoo.jittor_support.einops_jittor import Rearrange
 
-from model_specs import variant
-from model_specs.drop_path import linear_drop_path_rates
-from model_specs.features import Indices, take_indices
+from mlp_zoo.model_specs import variant
+from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
+from mlp_zoo.model_specs.features import Indices, take_indices
 from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, ReLU, residual_branch
 from .registry import register_model
 

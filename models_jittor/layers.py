@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from jittor_support import cpu_kernels
-from jittor_support.cpu_kernels import permute  # noqa: F401  (the models' permutes: Jittor's run on one thread)
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support import cpu_kernels
+from mlp_zoo.jittor_support.cpu_kernels import permute  # noqa: F401  (the models' permutes: Jittor's run on one thread)
+from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
 
 GELU_KINDS = ("exact", "tanh")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 from jittor import init, nn
 
-from model_specs import variant
-from model_specs.features import Indices, take_indices
+from mlp_zoo.model_specs import variant
+from mlp_zoo.model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, gelu_layer, linear_act, linear_residual, permute, residual_branch
 from .registry import register_model
 

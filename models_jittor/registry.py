@@ -6,7 +6,7 @@ from typing import Any, Callable, Collection
 
 import numpy as np
 
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
 
 from weights_convert.pretrained import build_with_weights

@@ -6,12 +6,12 @@ Layout channels-last (B, H, W, C) after the patch embedding. Each block:
 """
 from __future__ import annotations
 
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 from jittor import init, nn
 
-from model_specs import variant
-from model_specs.drop_path import linear_drop_path_rates
-from model_specs.features import Indices, take_indices
+from mlp_zoo.model_specs import variant
+from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
+from mlp_zoo.model_specs.features import Indices, take_indices
 from .layers import (DropPath, LayerNorm, Mlp, linear_residual, permutator_mix, permutator_split, permute,
                      residual_branch)
 from .registry import register_model

@@ -11,9 +11,9 @@ import torch
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from model_specs import variant
-from model_specs.drop_path import linear_drop_path_rates
-from model_specs.features import Indices, take_indices
+from mlp_zoo.model_specs import variant
+from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
+from mlp_zoo.model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, residual_branch
 from .registry import register_model
 

@@ -15,9 +15,9 @@ import math
 import torch
 from torch import nn
 
-from model_specs import variant
-from model_specs.drop_path import linear_drop_path_rates
-from model_specs.features import Indices, take_indices
+from mlp_zoo.model_specs import variant
+from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
+from mlp_zoo.model_specs.features import Indices, take_indices
 from .layers import DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, residual_branch
 from .registry import register_model
 

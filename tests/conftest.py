@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import own_tree
-from tools.crosscheck import random_weights as random_state  # noqa: F401  (the tests' weights)
+from mlp_zoo.tools.crosscheck import random_weights as random_state  # noqa: F401  (the tests' weights)
 
 # eval-mode logits of the two frameworks agree within this fraction of the largest |logit|
 REL_TOL = 1e-4
@@ -23,7 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """A crash in native code (a kernel, oneDNN, Jittor) prints the Python stack of every thread, the test among
     them, on the terminal, and the process ends by that signal. Jittor's own handler, installed at its import,
     would write its report into pytest's capture, which the crash loses, then exit 1 with nothing said."""
-    from jittor_support.runtime import jt  # noqa: F401  (Jittor installs its handlers at import)
+    from mlp_zoo.jittor_support.runtime import jt  # noqa: F401  (Jittor installs its handlers at import)
 
     faulthandler.disable()  # enable() on an enabled handler keeps the handlers it had
     for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
@@ -44,7 +44,7 @@ def reads_only_its_own_tree():
 def cuda_available() -> bool:
     if not torch.cuda.is_available():
         return False
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     return bool(jt.has_cuda)
 

@@ -54,7 +54,7 @@ def pretrained_logits(name: str, path: Path, x: np.ndarray, **kwargs) -> tuple[n
     """Eval-mode logits of ``create_model(name, pretrained=path)`` in PyTorch and in Jittor."""
     import models_jittor
     import models_pytorch
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     with torch.no_grad():
         ours = models_pytorch.create_model(name, pretrained=path, **kwargs).eval()(torch.from_numpy(x)).numpy()

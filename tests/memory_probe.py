@@ -37,7 +37,7 @@ def _run(front_end: str, case: dict) -> dict:
         block = np.ones(100 << 20, np.uint8)
         return {"allocated": int(block.sum())}
     if front_end == "cli":
-        from tools import convert
+        from mlp_zoo.tools import convert
 
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jittor_support.paths import jittor_home
+from mlp_zoo.jittor_support.paths import jittor_home
 
 ROOT = Path(__file__).resolve().parent.parent
 _PARENT = str(ROOT.parent).rstrip(os.sep) + os.sep

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":
     out, tool, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    from tools import predict, validate
+    from mlp_zoo.tools import predict, validate
 
     status = {"predict": predict, "validate": validate}[tool].main(args)
     Path(out).write_text(json.dumps({"status": status,

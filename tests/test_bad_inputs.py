@@ -137,7 +137,7 @@ def test_bad_input_is_refused_cleanly(name: str, good, tmp_path: Path):
     r = run_convert("torch2jittor", src, out_dir / "out.pkl", *args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("convert.py: error: "), r.stderr
+    assert len(lines) == 1 and lines[0].startswith("mlp-zoo convert: error: "), r.stderr
     assert expected in lines[0], lines[0]
     assert "Traceback" not in r.stderr
     assert list(out_dir.iterdir()) == []  # no output, no temporary file

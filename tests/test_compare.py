@@ -10,9 +10,9 @@ import pytest
 
 import models_pytorch
 from conftest import REL_TOL
-from model_specs import variant
-from tools import compare
-from tools.macs import jittor_macs, torch_macs
+from mlp_zoo.model_specs import variant
+from mlp_zoo.tools import compare
+from mlp_zoo.tools.macs import jittor_macs, torch_macs
 
 WITH_OFFICIAL_MACS = [n for n in models_pytorch.list_models() if variant(n).macs is not None]
 

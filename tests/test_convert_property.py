@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import random_state
 from helpers import save_torch
-from tools import convert
+from mlp_zoo.tools import convert
 from weights_convert import read_checkpoint
 
 STATE = random_state("smlpnet_t")
@@ -70,6 +70,6 @@ def test_mutated_state_converts_exactly_or_is_refused_cleanly(ops: list[tuple], 
         else:
             assert rc == 2 and files == []
             lines = err.getvalue().strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("convert.py: error: ")
+            assert len(lines) == 1 and lines[0].startswith("mlp-zoo convert: error: ")
             # a refusal names the file; an exception type in the line would mean something inside crashed
             assert str(src) in lines[0] and "Error: " not in lines[0], lines[0]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from jittor_support import cpu_kernels
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support import cpu_kernels
+from mlp_zoo.jittor_support.runtime import jt
 from models_jittor import layers as jl
 
 
@@ -389,7 +389,7 @@ def test_kernel_files_compile_on_their_own_listed_and_shipped():
     files = sorted(cpu_kernels.KERNELS.glob("*.h"))
     assert {f.name for f in files} >= {"common.h", "gelu.h", "layer_norm.h", "permute.h", "bias_residual.h"}
     readme = (cpu_kernels.KERNELS / "README.md").read_text()
-    root = cpu_kernels.KERNELS.parents[1]
+    root = cpu_kernels.KERNELS.parents[2]
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     shipped = {p for package, globs in data.items() for g in globs for p in root.joinpath(*package.split(".")).glob(g)}
     for f in files:

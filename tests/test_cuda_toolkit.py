@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jittor_support.cuda_toolkit import CudaToolkitError, assemble, wheel_roots
+from mlp_zoo.jittor_support.cuda_toolkit import CudaToolkitError, assemble, wheel_roots
 
 
 def fake_toolkit(root: Path, cudart: bool = True) -> Path:

@@ -65,7 +65,7 @@ def _weights(path: str) -> dict[str, np.ndarray]:
         import torch
 
         return {k: v.numpy() for k, v in torch.load(path, weights_only=True)["state_dict"].items()}
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     return {k: np.asarray(v) for k, v in jt.load(path)["state_dict"].items()}
 

@@ -8,8 +8,8 @@ import torch
 from einops.layers.torch import Rearrange as TorchRearrange
 from einops.layers.torch import Reduce as TorchReduce
 
-from jittor_support.einops_jittor import Rearrange, Reduce, rearrange, reduce, repeat
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.einops_jittor import Rearrange, Reduce, rearrange, reduce, repeat
+from mlp_zoo.jittor_support.runtime import jt
 
 X = np.random.RandomState(0).standard_normal((2, 6, 4, 8)).astype(np.float32)
 

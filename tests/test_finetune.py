@@ -12,8 +12,8 @@ import models_jittor
 import models_pytorch
 from conftest import random_state
 from helpers import save_torch
-from tools import finetune
-from image_data.datasets import digits
+from mlp_zoo.tools import finetune
+from mlp_zoo.image_data.datasets import digits
 
 LOSS_TOL = 1e-4  # per-step training losses of the two frameworks over a few steps
 
@@ -29,7 +29,7 @@ def test_digits_are_a_fixed_split():
 def test_image_folder_reads_one_folder_per_class(tmp_path: Path):
     from PIL import Image
 
-    from image_data.datasets import image_folder
+    from mlp_zoo.image_data.datasets import image_folder
 
     for label, name in enumerate(("cat", "dog")):
         (tmp_path / name).mkdir()

@@ -1,7 +1,7 @@
 """The GPU check's summary, from pytest's JUnit report and compare.py's records (no GPU needed to check it)."""
 from __future__ import annotations
 
-from tools.gpu_check import cuda_outcomes, summary_table
+from mlp_zoo.tools.gpu_check import cuda_outcomes, summary_table
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.test_equivalence" name="test_logits_match[cuda-mixer_s32]"/>

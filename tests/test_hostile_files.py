@@ -32,7 +32,7 @@ from weights_convert.formats import read_file
 
 PROBE = Path(__file__).resolve().parent / "memory_probe.py"
 FRONT_ENDS = ("cli", "torch", "jittor")
-PREFIX = "convert.py: error: "
+PREFIX = "mlp-zoo convert: error: "
 
 
 def memory_bound_mb(file_size: int) -> float:
@@ -184,7 +184,7 @@ def test_no_overwrite_is_atomic_between_racing_writers(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def small_source(tmp_path_factory) -> Path:
     """A convertible checkpoint (zeros for the smallest variant), cheap to write."""
-    from tools.convert import expected_shapes
+    from mlp_zoo.tools.convert import expected_shapes
 
     shapes = expected_shapes("convmlp_s", {})
     path = tmp_path_factory.mktemp("src") / "convmlp_s.npz"
@@ -196,7 +196,7 @@ def small_source(tmp_path_factory) -> Path:
 INTERRUPT = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from tools import convert
+from mlp_zoo.tools import convert
 real_fsync = os.fsync
 def fsync(fd):
     real_fsync(fd)
@@ -219,7 +219,7 @@ def test_a_signal_mid_write_leaves_no_file_and_one_line(sig, code, small_source,
 FORKED_WORKER = """
 import os, signal, sys, time
 sys.path.insert(0, {root!r})
-from tools import convert
+from mlp_zoo.tools import convert
 def run(args):  # as Jittor's compile pool does: fork a worker, later end it with SIGTERM
     ready, told = os.pipe()
     pid = os.fork()

@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from image_data import (BadImage, FolderError, class_names, eval_transform, image_folder, labelled_folder,
+from mlp_zoo.image_data import (BadImage, FolderError, class_names, eval_transform, image_folder, labelled_folder,
                         load_rgb, stream, synsets)
-from image_data.labels import LABELS
-from model_specs import VARIANTS, pretrained_cfg, releases
+from mlp_zoo.image_data.labels import LABELS
+from mlp_zoo.model_specs import VARIANTS, pretrained_cfg, releases
 
 SKIMAGE_DATA = Path(pytest.importorskip("skimage").__file__).parent / "data"
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png"]

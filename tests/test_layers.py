@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 from models_jittor import layers as jl
 from models_pytorch import layers as tl
 

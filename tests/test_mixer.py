@@ -11,8 +11,8 @@ import models_jittor
 import models_pytorch
 from conftest import REL_TOL
 from helpers import official_manifest, run_convert, save_torch
-from model_specs import VARIANTS
-from tools.crosscheck import cross_check
+from mlp_zoo.model_specs import VARIANTS
+from mlp_zoo.tools.crosscheck import cross_check
 from weights_convert import CheckpointError, read_checkpoint
 from weights_convert.detect import detect
 
@@ -92,7 +92,7 @@ def official_forward(params: dict[str, np.ndarray], x_nhwc: np.ndarray, gelu: st
 
 def run_both(name: str, path, x_nchw: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, str, str]:
     """Logits of ``create_model(name, pretrained=path)`` in PyTorch and Jittor, and the GELU kind each uses."""
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
     from models_jittor.layers import TanhGELU
 
     tm = models_pytorch.create_model(name, pretrained=path, **kwargs).eval()
@@ -138,7 +138,7 @@ def test_detection_tells_all_variants_apart():
 
 
 def test_published_macs_are_reproduced():
-    from tools.macs import torch_macs
+    from mlp_zoo.tools.macs import torch_macs
 
     for name in MIXERS:
         macs = torch_macs(name) / 1e9

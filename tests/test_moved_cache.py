@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jittor_support.paths import jittor_home
+from mlp_zoo.jittor_support.paths import jittor_home
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS = "compiling Jittor's core"  # the runtime's line when it completes an import Jittor ended
@@ -23,7 +23,7 @@ def moved_cache(tmp_path_factory) -> tuple[Path, dict[Path, str]]:
     recompilation must not flip the shared cache's keys under other users), and the jit_utils core's keys as built
     under the original path. Every other key is moved to the new path, as if it had been rebuilt there: the real
     case recompiles Jittor's whole core too (minutes), which changes nothing in how the import ends."""
-    from jittor_support.runtime import jt  # noqa: F401  (compiles this checkout's cache, if not yet)
+    from mlp_zoo.jittor_support.runtime import jt  # noqa: F401  (compiles this checkout's cache, if not yet)
     import jittor_utils
 
     built, cache = jittor_home() / ".cache" / "jittor", Path(jittor_utils.cache_path)
@@ -61,7 +61,7 @@ def _run_first_time(moved_cache: tuple[Path, dict[Path, str]], *args: str) -> su
 BUILD = """
 import numpy as np
 import models_jittor
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 model = models_jittor.create_model("mixer_s32", img_size=64, num_classes=10)
 model.eval()
 x = jt.array(np.random.RandomState(0).standard_normal((2, 3, 64, 64)).astype(np.float32))
@@ -100,4 +100,4 @@ def test_an_import_jittor_keeps_ending_fails_loudly(tmp_path, code, error):
     r = subprocess.run([sys.executable, "-c", "import models_jittor; print('imported')"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode not in (0, code) and r.stdout == ""
-    assert r.stderr.splitlines()[-1].startswith(f"jittor_support.runtime.JittorSetupError: {error}")
+    assert r.stderr.splitlines()[-1].startswith(f"mlp_zoo.jittor_support.runtime.JittorSetupError: {error}")

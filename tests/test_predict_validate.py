@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import image_data
-from image_data.datasets import digits
-from model_specs import VARIANTS, variant
+from mlp_zoo import image_data
+from mlp_zoo.image_data.datasets import digits
+from mlp_zoo.model_specs import VARIANTS, variant
 from test_image_data import PHOTOS, SKIMAGE_DATA, make_bad_images
-from tools import finetune, predict, validate
+from mlp_zoo.tools import finetune, predict, validate
 
 PEAK_RUN = Path(__file__).resolve().parent / "peak_run.py"
 MEMORY_SLACK_MB = 200  # bad images may cost at most this much over a clean run (issue 16)
@@ -211,7 +211,7 @@ def test_memory_does_not_grow_with_the_folder(tmp_path):
 
 
 def test_compare_adds_a_measured_top1_column(hostile, tmp_path, capsys):
-    from tools import compare
+    from mlp_zoo.tools import compare
 
     clean = str(hostile[0])
     expected = validate.validate(validate.parse_args([clean, "--model", "mixer_s32", "--framework", "both",

@@ -13,8 +13,8 @@ import models_jittor
 import models_pytorch
 from conftest import random_state
 from helpers import save_torch
-from model_specs import VARIANTS, checkpoint_cfg, pretrained_cfg, releases
-from model_specs.pretrained_cfg import with_cfg
+from mlp_zoo.model_specs import VARIANTS, checkpoint_cfg, pretrained_cfg, releases
+from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from test_mixer import to_jax
 from weights_convert import CheckpointError, read_checkpoint
 
@@ -86,7 +86,7 @@ FT_CFG = {"input_size": [3, 64, 64], "crop_pct": 1.0, "crop_mode": "center", "in
 
 
 def test_fine_tune_checkpoint_carries_its_cfg_in_torch_and_jittor_files(tmp_path):
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     state = random_state("mixer_s32", img_size=64, num_classes=3)
     torch.save(with_cfg({k: torch.from_numpy(v) for k, v in state.items()}, FT_CFG), tmp_path / "ft.pth")

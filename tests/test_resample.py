@@ -165,7 +165,7 @@ def _create(framework: str, name: str, path: Path, size, **kwargs):
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_both_frameworks_build_the_same_resampled_model(name, small_files):
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     for size in SMALL[name][1]:
         tm, tw = _create("torch", name, small_files[name], size)
@@ -284,7 +284,7 @@ def test_convert_refuses_bad_sizes_and_writes_nothing(variant_files, tmp_path, s
 
 
 def test_finetune_at_a_new_size_from_a_pretrained_file(tmp_path):
-    from tools import finetune
+    from mlp_zoo.tools import finetune
 
     torch.manual_seed(0)
     torch.save(models_pytorch.create_model("mixer_s32", img_size=64, num_classes=10).state_dict(),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from test_distributed import ROOT, _env, _weights
-from training.schedule import learning_rate
+from mlp_zoo.training.schedule import learning_rate
 
 STEPS, SAVE_EVERY = 12, 3
 RECIPE = ["--model", "mixer_s32", "--img-size", "64", "--steps", str(STEPS), "--batch-size", "8",

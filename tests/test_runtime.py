@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from jittor_support.runtime import jittor_home
+from mlp_zoo.jittor_support.runtime import jittor_home
 
 
 def test_onednn_is_active():

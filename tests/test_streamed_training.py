@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from image_data.train_transforms import crop_box, sample_rng, train_transform
+from mlp_zoo.image_data.train_transforms import crop_box, sample_rng, train_transform
 from test_distributed import ROOT, _env
 
 RSS_SLACK_MB = 50

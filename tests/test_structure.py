@@ -11,7 +11,7 @@ import torch
 
 import models_jittor
 import models_pytorch
-from model_specs import variant
+from mlp_zoo.model_specs import variant
 from weights_convert.checks import OPTIONAL_SUFFIXES
 
 

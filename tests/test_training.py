@@ -9,13 +9,13 @@ import torch
 import models_jittor
 import models_pytorch
 from conftest import DEVICES, REL_TOL, random_state
-from jittor_support.runtime import jt
-from model_specs import variant
+from mlp_zoo.jittor_support.runtime import jt
+from mlp_zoo.model_specs import variant
 from models_jittor import layers as jl
-from jittor_support.optim import SGD, AdamW
+from mlp_zoo.jittor_support.optim import SGD, AdamW
 from models_pytorch import layers as tl
-from tools.crosscheck import jittor_device
-from tools.traincheck import _torch_step, train_check
+from mlp_zoo.tools.crosscheck import jittor_device
+from mlp_zoo.tools.traincheck import _torch_step, train_check
 
 # BatchNorm running statistics after one training forward, relative to the buffer's max (PyTorch's semantics:
 # unbiased running variance; Jittor's own BatchNorm is 3e-4 off here)

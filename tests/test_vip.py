@@ -11,7 +11,7 @@ import models_jittor
 import models_pytorch
 from conftest import REL_TOL
 from helpers import official_manifest, pretrained_logits, random_from_manifest, run_convert, save_torch
-from model_specs import variant
+from mlp_zoo.model_specs import variant
 from models_jittor.vip import WeightedPermuteMlp as JittorPermuteMlp
 from models_pytorch.vip import WeightedPermuteMlp as TorchPermuteMlp
 from weights_convert.detect import detect
@@ -84,7 +84,7 @@ def test_official_layout_maps_onto_native_model_and_is_detected(name: str):
 @pytest.mark.parametrize("official, native, dim, segments", [("network.0.0", "stages.0.blocks.0", 192, 32),
                                                              ("network.3.5", "stages.1.blocks.8", 384, 16)])
 def test_permute_mlp_equals_reference(official_s7, official: str, native: str, dim: int, segments: int):
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     sd = {k: torch.from_numpy(v) for k, v in official_s7.items()}
     prefix = f"{native}.permute_mlp."
@@ -172,7 +172,7 @@ def test_official_init():
 
 
 def test_token_grid_must_equal_segment_dim():
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     with pytest.raises(ValueError, match="16x16 token grid"):
         TorchPermuteMlp(384, 16)(torch.zeros(1, 14, 14, 384))

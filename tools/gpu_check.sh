@@ -23,5 +23,5 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # the CUDA checks don't use Jittor's CPU kernels, so oneDNN (30 MB of wheels) stays behind: say so, don't hide it
 export MLPZOO_ALLOW_SLOW_JITTOR=1
 echo "gpu_check: preparing Jittor for CUDA (the first time compiles its core, a few minutes) ..." >&2
-"$VENV/bin/python" -m jittor_support.prepare
-"$VENV/bin/python" tools/gpu_check.py "$@"
+"$VENV/bin/python" -m mlp_zoo.jittor_support.prepare
+"$VENV/bin/python" -m mlp_zoo.tools.gpu_check "$@"

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from model_specs import checkpoint_cfg
+from mlp_zoo.model_specs import checkpoint_cfg
 
 from . import layouts
 from .checks import Shapes, check_values, match_state

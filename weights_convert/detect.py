@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from model_specs import FAMILIES, VARIANTS
+from mlp_zoo.model_specs import FAMILIES, VARIANTS
 
 from .errors import CheckpointError
 from .escaping import shown

@@ -11,8 +11,8 @@ from typing import Any, Callable, Collection, TypeVar
 
 import numpy as np
 
-from model_specs import FAMILIES, Family, variant
-from model_specs.pretrained_cfg import model_cfg
+from mlp_zoo.model_specs import FAMILIES, Family, variant
+from mlp_zoo.model_specs.pretrained_cfg import model_cfg
 
 from .checkpoint import read_checkpoint
 from .checks import match_state

@@ -71,7 +71,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from model_specs import variant
+from mlp_zoo.model_specs import variant
 
 from .errors import CheckpointError
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.crosscheck import build_jittor, build_torch, jittor_device, random_input
+from mlp_zoo.tools.crosscheck import build_jittor, build_torch, jittor_device, random_input
 
 # each parameter's gradients agree within this fraction of the parameter's max |gradient| (PyTorch's)
 GRAD_TOL = 1e-4
@@ -151,8 +151,8 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
     """
     import torch
 
-    import jittor_support.optim
-    from jittor_support.runtime import jt
+    import mlp_zoo.jittor_support.optim
+    from mlp_zoo.jittor_support.runtime import jt
 
     kwargs = {"drop_path_rate": 0.0, **kwargs}
     x = random_input(batch, kwargs, seed)
@@ -189,7 +189,7 @@ def train_check(name: str, state: dict[str, np.ndarray], batch: int = 4, seed: i
             if isinstance(m, jt.nn.ReLU) or k in pools:
                 m.register_forward_hook(record(k))
         params = {k: p for k, p in jm.named_parameters() if not p.is_stop_grad()}
-        jopt = jittor_support.optim.SGD(params.values(), **sgd)
+        jopt = mlp_zoo.jittor_support.optim.SGD(params.values(), **sgd)
         xj = jt.array(x)
         logits = jm(xj)
         loss = jt.nn.cross_entropy_loss(logits, jt.array(labels.astype(np.int32)))

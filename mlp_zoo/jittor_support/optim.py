@@ -30,8 +30,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from jittor_support import cpu_kernels
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support import cpu_kernels
+from mlp_zoo.jittor_support.runtime import jt
 
 
 def _in_order(collectives: list[jt.Var]) -> list[jt.Var]:

@@ -1,10 +1,10 @@
-"""``python -m jittor_support.prepare``: provide oneDNN, compile Jittor's core once, and prove both work."""
+"""``python -m mlp_zoo.jittor_support.prepare``: provide oneDNN, compile Jittor's core once, and prove both work."""
 from __future__ import annotations
 
 import sys
 import time
 
-from jittor_support.compile_progress import reporting
+from mlp_zoo.jittor_support.compile_progress import reporting
 
 
 def main() -> int:
@@ -12,7 +12,7 @@ def main() -> int:
     print("preparing Jittor (the first time compiles its core once: 2-5 minutes on 2 cores) ...", flush=True)
     try:
         with reporting("compiling Jittor's core"):
-            from jittor_support.runtime import jt
+            from mlp_zoo.jittor_support.runtime import jt
     except Exception as e:  # the runtime's own error says how to fix it
         print(f"jittor set-up failed: {e}", file=sys.stderr)
         return 1

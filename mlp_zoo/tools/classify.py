@@ -18,12 +18,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from image_data import BadImage, class_names, eval_transform, load_rgb, stream  # noqa: E402
-from image_data.transforms import CROP_MODES, FILTERS  # noqa: E402
+from mlp_zoo.image_data import BadImage, class_names, eval_transform, load_rgb, stream
+from mlp_zoo.image_data.transforms import CROP_MODES, FILTERS
 
 FRAMEWORKS = ("torch", "jittor")
 SIZE_ARGUMENT = {"mixer": True, "smlp": True, "convmlp": False, "vip": False}  # families built with img_size=...
@@ -91,7 +88,7 @@ class Models:
 
             with torch.no_grad():
                 return model(torch.from_numpy(x)).numpy().astype(np.float64)
-        from jittor_support.runtime import jt
+        from mlp_zoo.jittor_support.runtime import jt
 
         with jt.no_grad():
             out = model(jt.array(x)).numpy().astype(np.float64)
@@ -104,7 +101,7 @@ def load_models(args: argparse.Namespace) -> Models:
     """The model(s) of ``args``: from --checkpoint in each framework, or randomly initialised in PyTorch (seeded)
     and copied to Jittor, so both compute with the same weights; ``cfg`` is ``model.pretrained_cfg`` with the
     command-line overrides."""
-    from model_specs import VARIANTS
+    from mlp_zoo.model_specs import VARIANTS
     from weights_convert import CheckpointError, read_checkpoint
 
     name = args.model
@@ -132,18 +129,18 @@ def load_models(args: argparse.Namespace) -> Models:
                 model = models_pytorch.create_model(name, pretrained=args.checkpoint, trust_pickle=args.trust_pickle,
                                                     **kwargs).eval()
                 if args.checkpoint is None:  # every weight random (timm zero-inits Mixer's head: uniform output)
-                    from tools.crosscheck import random_weights
+                    from mlp_zoo.tools.crosscheck import random_weights
 
                     models_pytorch.load_state(model, random_weights(name, args.seed, **kwargs))
                 state = {k: v.numpy() for k, v in model.state_dict().items()}
                 models.param_count = sum(p.numel() for p in model.parameters())
             else:
                 import models_jittor
-                from jittor_support.runtime import jt
+                from mlp_zoo.jittor_support.runtime import jt
 
                 jt.set_global_seed(args.seed)
                 if args.checkpoint is None:  # the random weights PyTorch has, or the same draw
-                    from tools.crosscheck import random_weights
+                    from mlp_zoo.tools.crosscheck import random_weights
 
                     model = models_jittor.create_model(name, **kwargs)
                     models_jittor.load_state(model, state if state is not None else

@@ -10,7 +10,7 @@ Its ``bin/nvcc`` wraps the real one:
 - Jittor adds ``--use_fast_math``, whose approximate ``erf``/``exp``/division cost GELU and LayerNorm accuracy
   against PyTorch; it is dropped unless ``MLPZOO_CUDA_FAST_MATH=1``.
 
-``python -m jittor_support.cuda_toolkit`` assembles the folder and prints the ``nvcc`` to give Jittor.
+``python -m mlp_zoo.jittor_support.cuda_toolkit`` assembles the folder and prints the ``nvcc`` to give Jittor.
 """
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def assemble(target: Path, real_nvcc: Path | None = None, extra_roots: list[Path
 
 
 def default_target() -> Path:
-    from jittor_support.paths import jittor_home
+    from mlp_zoo.jittor_support.paths import jittor_home
 
     return jittor_home() / ".cache" / "jittor" / "mlpzoo_cuda_toolkit"
 

@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from model_specs.pretrained_cfg import with_cfg
-from training.checkpoint import write_atomically
+from mlp_zoo.model_specs.pretrained_cfg import with_cfg
+from mlp_zoo.training.checkpoint import write_atomically
 
 
 def launched_by_torchrun() -> bool:

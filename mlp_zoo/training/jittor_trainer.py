@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from jittor_support.optim import SGD, AdamW
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.optim import SGD, AdamW
+from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
-from model_specs.pretrained_cfg import with_cfg
-from training.checkpoint import write_atomically
+from mlp_zoo.model_specs.pretrained_cfg import with_cfg
+from mlp_zoo.training.checkpoint import write_atomically
 
 
 class JittorTrainer:

@@ -27,8 +27,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+ROOT = Path.cwd()  # `make test-cuda` runs it in the clone, beside tests/ and benchmarks/
 
 PROBE_MODEL = "mixer_s32"
 
@@ -58,7 +57,7 @@ def cuda_outcomes(junit: Path, models: list[str]) -> dict[str, list[str]]:
 
 
 def run_compare(models: list[str], batch: int, out: Path) -> list[dict]:
-    cmd = [sys.executable, str(ROOT / "tools" / "compare.py"), "--device", "cuda", "--batch", str(batch),
+    cmd = [sys.executable, "-m", "mlp_zoo.tools.compare", "--device", "cuda", "--batch", str(batch),
            "--runs", "5", "--json", str(out), "--models", *models]
     if subprocess.run(cmd, cwd=ROOT, check=False).returncode != 0 or not out.exists():
         return []
@@ -71,9 +70,9 @@ def probe_layers() -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
     from models_jittor.layers import ErfGELU, LayerNorm, TanhGELU
-    from tools.crosscheck import cross_check, jittor_device, random_weights
+    from mlp_zoo.tools.crosscheck import cross_check, jittor_device, random_weights
 
     rng = np.random.RandomState(0)
     x = (rng.standard_normal((256, 4096)) * 3).astype(np.float32)
@@ -99,7 +98,7 @@ def fast_math_table() -> str:
     rows = {}
     for fast in ("0", "1"):
         env = {**os.environ, "MLPZOO_CUDA_FAST_MATH": fast}
-        r = subprocess.run([sys.executable, str(Path(__file__)), "--probe-layers"], cwd=ROOT, env=env,
+        r = subprocess.run([sys.executable, "-m", "mlp_zoo.tools.gpu_check", "--probe-layers"], cwd=ROOT, env=env,
                            capture_output=True, text=True, check=False)
         if r.returncode != 0:
             rows[fast] = {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
@@ -136,7 +135,7 @@ def summary_table(models: list[str], outcomes: dict[str, list[str]], records: li
 def environment() -> str:
     import torch
 
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     nvcc = os.environ.get("nvcc_path", "")
     return (f"{torch.cuda.get_device_name()}; torch {torch.__version__} (CUDA {torch.version.cuda}), "
@@ -144,7 +143,7 @@ def environment() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="gpu_check.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m mlp_zoo.tools.gpu_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="variants for the compare step (default: all)")
     p.add_argument("--batch", type=int, default=8)

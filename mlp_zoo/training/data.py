@@ -14,10 +14,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from image_data.decode import BadImage, load_rgb
-from image_data.stream import stream
-from image_data.train_transforms import sample_rng, train_transform
-from image_data.transforms import eval_transform
+from mlp_zoo.image_data.decode import BadImage, load_rgb
+from mlp_zoo.image_data.stream import stream
+from mlp_zoo.image_data.train_transforms import sample_rng, train_transform
+from mlp_zoo.image_data.transforms import eval_transform
 
 SPLIT_SEED = 0  # the train/test split never changes with the training seed
 
@@ -141,13 +141,13 @@ def read_source(source: str, size: int) -> tuple[FolderSource | ArraySource, np.
     (nothing opened) and read as training goes: (source, labels, class names, what the cfg must say about the
     pixels as stored)."""
     if source == "digits":
-        from image_data.datasets import digits
+        from mlp_zoo.image_data.datasets import digits
 
         data = digits((size, size))
         # already at the input size (resized bilinearly, uncropped)
         return (ArraySource(data.images), data.labels, data.classes,
                 {"crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear"})
-    from image_data.folder import image_folder
+    from mlp_zoo.image_data.folder import image_folder
 
     listing = image_folder(source)
     return (FolderSource([p for p, _ in listing.items]),

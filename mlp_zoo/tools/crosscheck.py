@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from model_specs import variant
+from mlp_zoo.model_specs import variant
 
 
 @dataclass
@@ -93,7 +93,7 @@ class jittor_device:
         self.device = device
 
     def __enter__(self) -> None:
-        from jittor_support.runtime import jt
+        from mlp_zoo.jittor_support.runtime import jt
 
         jt.flags.use_cuda = int(self.device == "cuda")
         if self.device == "cuda":
@@ -104,7 +104,7 @@ class jittor_device:
             jt.flags.use_tensorcore = 0
 
     def __exit__(self, *exc: object) -> None:
-        from jittor_support.runtime import jt
+        from mlp_zoo.jittor_support.runtime import jt
 
         jt.flags.use_cuda = 0
 
@@ -114,7 +114,7 @@ def cross_check(name: str, state: dict[str, np.ndarray], batch: int = 2, seed: i
     """Load ``state`` into both frameworks' ``name`` (built with ``kwargs``) and compare eval-mode logits."""
     import torch
 
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     x = random_input(batch, kwargs, seed, name)
     with jittor_device(device):

@@ -1,7 +1,7 @@
 """Prepare the environment Jittor needs, then import it: CUDA only with a GPU (through a toolkit folder that
 builds with CUDA 13, see cuda_toolkit), oneDNN provided offline, quiet.
 
-Import this module (``from jittor_support.runtime import jt``) before anything else touches ``jittor``.
+Import this module (``from mlp_zoo.jittor_support.runtime import jt``) before anything else touches ``jittor``.
 
 Environment variables:
 - ``MLPZOO_ALLOW_SLOW_JITTOR=1``: accept running without oneDNN (Jittor's own kernels, 25-100x slower).
@@ -16,8 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-from jittor_support.cuda_toolkit import CudaToolkitError, assemble, default_target
-from jittor_support.paths import has_cuda_device, jittor_home
+from mlp_zoo.jittor_support.cuda_toolkit import CudaToolkitError, assemble, default_target
+from mlp_zoo.jittor_support.paths import has_cuda_device, jittor_home
 
 # oneDNN 2.6 from the onednn-cpu-gomp / onednn-devel-cpu-gomp wheels; Jittor looks for its own 2.2 download.
 _DNNL_DIR = "dnnl_lnx_2.2.0_cpu_gomp"

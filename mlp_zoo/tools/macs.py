@@ -58,8 +58,8 @@ def _numel(var: Any) -> int:
 
 @contextmanager
 def _counting_jittor() -> Iterator[_JittorCounter]:
-    from jittor_support import cpu_kernels
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support import cpu_kernels
+    from mlp_zoo.jittor_support.runtime import jt
     from jittor import nn
 
     counter = _JittorCounter()
@@ -98,7 +98,7 @@ def _counting_jittor() -> Iterator[_JittorCounter]:
 def jittor_macs(name: str, input_hw: tuple[int, int] = (224, 224), **kwargs: Any) -> int:
     """MACs of one ``input_hw`` image through the Jittor variant ``name`` built with ``kwargs``."""
     import models_jittor
-    from jittor_support.runtime import jt
+    from mlp_zoo.jittor_support.runtime import jt
 
     model = models_jittor.create_model(name, **kwargs)
     model.eval()

@@ -1,4 +1,4 @@
-"""``python -m jittor_support.cuda_build_check``: build Jittor's CUDA code with the CUDA toolkit from PyPI, no GPU.
+"""``python -m mlp_zoo.jittor_support.cuda_build_check``: build Jittor's CUDA code with the CUDA toolkit from PyPI, no GPU.
 
 Jittor compiles its CUDA core at import whenever ``nvcc_path`` names an nvcc and ``<nvcc>/../lib64/libcudart.so``
 loads; both come from the ``nvidia-cuda-*`` wheels (``pip install -e '.[cuda]'``). This assembles the toolkit
@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from jittor_support.cuda_toolkit import (CudaToolkitError, assemble, default_target, find_nvcc, jittor_cuda_includes,
+from mlp_zoo.jittor_support.cuda_toolkit import (CudaToolkitError, assemble, default_target, find_nvcc, jittor_cuda_includes,
                                          link_libraries)
-from jittor_support.paths import jittor_home
+from mlp_zoo.jittor_support.paths import jittor_home
 
-_IMPORT = "from jittor_support.runtime import jt; print('jittor', jt.__version__, 'has_cuda', jt.has_cuda)"
+_IMPORT = "from mlp_zoo.jittor_support.runtime import jt; print('jittor', jt.__version__, 'has_cuda', jt.has_cuda)"
 # what Jittor's CUB ops (extern/cuda/cub/ops) include, and one kernel using them
 _CUB_PROBE = """#include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_reduce.cuh>
@@ -55,7 +55,7 @@ def raw_toolkit(target: Path, real_nvcc: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jittor_support.cuda_build_check", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m mlp_zoo.jittor_support.cuda_build_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--raw", action="store_true", help="without our nvcc wrapper and header shim")
     args = p.parse_args(argv)

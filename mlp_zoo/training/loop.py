@@ -15,9 +15,9 @@ from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 
-from training.checkpoint import state_path, weights_path
-from training.plan import Layout, epoch_order, step_indices, steps_per_epoch, total_steps
-from training.schedule import learning_rate
+from mlp_zoo.training.checkpoint import state_path, weights_path
+from mlp_zoo.training.plan import Layout, epoch_order, step_indices, steps_per_epoch, total_steps
+from mlp_zoo.training.schedule import learning_rate
 
 
 class Data(Protocol):

@@ -21,7 +21,7 @@ import functools
 import re
 from pathlib import Path
 
-from jittor_support.runtime import jt
+from mlp_zoo.jittor_support.runtime import jt
 
 KERNELS = Path(__file__).with_name("kernels")
 _COMMON = '#include "common.h"'

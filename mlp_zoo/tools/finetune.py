@@ -1,0 +1,248 @@
+#!/usr/bin/env python
+"""Fine-tune any variant from any checkpoint in PyTorch, in Jittor, or in both side by side, on a folder of class
+folders or on scikit-learn's handwritten digits (offline), in one process or data-parallel (torchrun / mpirun),
+and compare the two frameworks' training curves.
+
+    python tools/finetune.py --model mixer_s32 --img-size 64 --framework both --epochs 1 --plot
+    torchrun --standalone --nproc-per-node 2 tools/finetune.py --framework torch --model mixer_s32 --img-size 64
+    mpirun -np 2 --allow-run-as-root --oversubscribe .venv/bin/python tools/finetune.py --framework jittor ...
+    python tools/finetune.py --resume OUT        # continue a run from its last checkpoint (same arguments)
+
+The recipe, the batch order and the checkpoints live in training/ (see docs/training_at_scale.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlp_zoo.model_specs import VARIANTS, variant
+from mlp_zoo.model_specs.pretrained_cfg import KEYS as CFG_KEYS, pretrained_cfg
+from mlp_zoo.training.data import StreamedData, read_source
+from mlp_zoo.training.loop import Run, train
+from mlp_zoo.training.plan import batch_plan  # noqa: E402,F401 (part of this tool's interface)
+
+JITTOR_CONVENTIONS = """\
+Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
+starts as the first gradient, undamped (Jittor: zero, damped from the first step); step() keeps the gradients
+until zero_grad() (Jittor: step() zeroes them); AdamW's bias correction counts steps (Jittor: backward calls);
+stop-grad parameters are skipped. Not overridable: Jittor gives a parameter the loss does not reach a zero
+gradient, so weight decay still moves it (every parameter of these models is reached).
+Side by side, both frameworks start from the same weights (built in PyTorch, copied to Jittor) and see the same
+batches in the same order; stochastic depth must stay off (--drop-path 0), as its masks are random per framework.
+"""
+
+# how a family takes an input size other than 224: as img_size=..., as it comes (all convolutions), or not at all
+SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "convmlp": None}
+RUN_ARGS = "finetune_args.json"  # the arguments of a run, read back by --resume
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=JITTOR_CONVENTIONS,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(VARIANTS), metavar="NAME", help="variant to fine-tune (required)")
+    p.add_argument("--framework", choices=("torch", "jittor", "both"), default="torch",
+                   help="train in one framework, or in both side by side and compare (default %(default)s)")
+    p.add_argument("--pretrained", help="checkpoint to start from, any supported format (none: random init); "
+                                        "its classifier is replaced when the class count differs")
+    p.add_argument("--data", default="digits", help="'digits' (scikit-learn's, upscaled) or an image folder with "
+                                                   "one folder per class (a fixed 80/20 train/test split)")
+    p.add_argument("--aug", choices=("rrc-flip", "none"), default="rrc-flip",
+                   help="training augmentation: timm's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3, the model's "
+                        "interpolation) + horizontal flip, or none (the evaluation transform); default %(default)s")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes decoding and augmenting images (0: in the training process); default %(default)s")
+    p.add_argument("--img-size", type=int, default=224, help="input size (default 224, the models' own; ViP needs "
+                                                             "224, Mixer a multiple of its patch, sMLPNet of 32)")
+    p.add_argument("--epochs", type=int, default=1, help="test accuracy is reported after each (default 1)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="global batch of one forward/backward over all processes (default %(default)s); "
+                        "the last partial batch of an epoch is dropped")
+    p.add_argument("--accum-steps", type=int, default=1,
+                   help="micro-batches accumulated per optimizer step: a step sees batch-size x accum-steps images")
+    p.add_argument("--steps", type=int, help="stop after this many optimizer steps in all")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw", help="default %(default)s")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default %(default)g)")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear warmup steps, then cosine decay")
+    p.add_argument("--min-lr", type=float, default=None,
+                   help="where the cosine ends (default: no decay, a constant --lr after the warmup)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
+    p.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    p.add_argument("--weight-decay", type=float, default=0.05,
+                   help="coupled for SGD, decoupled for AdamW (default %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1 (default %(default)s)")
+    p.add_argument("--clip-grad", type=float, default=None, help="clip the global gradient 2-norm to this")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="keep an EMA of the weights (timm's ModelEmaV2, e.g. 0.9998), evaluated and saved beside "
+                        "the raw weights as OUT/<model>_<framework>_ema.*")
+    p.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (must be 0 with both)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: torch.autocast (bfloat16 on the CPU, "
+                                                      "float16 + GradScaler on CUDA); Jittor: CUDA only")
+    p.add_argument("--device", choices=("auto", "cpu"), default="auto", help="auto: CUDA when present")
+    p.add_argument("--seed", type=int, default=0, help="seeds the init and the batch order (default %(default)s)")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="also save the full training state every N steps (always at each epoch's end)")
+    p.add_argument("--resume", metavar="OUT", help="continue the run in OUT from its last checkpoint, with the "
+                                                   "arguments it was started with (other options are ignored)")
+    p.add_argument("--log-every", type=int, default=1, help="print a progress line every N steps")
+    p.add_argument("--compare-steps", type=int, default=10, help="report the loss difference over the first N steps")
+    p.add_argument("--out", default="finetune_out", help="folder for checkpoints, finetune.json and the plot")
+    p.add_argument("--plot", action="store_true", help="save the loss curves as OUT/loss_curves.png")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.resume:
+        saved = Path(args.resume) / RUN_ARGS
+        if not saved.exists():
+            p.error(f"--resume {args.resume}: no {RUN_ARGS} there (not the OUT folder of a run)")
+        args = argparse.Namespace(**{**json.loads(saved.read_text()), "resume": args.resume, "out": args.resume})
+    if not args.model:
+        p.error("--model is required")
+    if args.framework == "both" and args.drop_path:
+        p.error("--framework both needs --drop-path 0: each framework draws its own stochastic-depth masks")
+    if args.min_lr is None:
+        args.min_lr = args.lr
+    if "OMPI_COMM_WORLD_SIZE" in os.environ and args.framework != "jittor":
+        p.error("under mpirun only --framework jittor runs (PyTorch's data-parallel runs under torchrun)")
+    if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.framework != "torch":
+        p.error("under torchrun only --framework torch runs (Jittor's data-parallel runs under mpirun)")
+    return args
+
+
+def model_kwargs(name: str, img_size: int, num_classes: int, drop_path: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "drop_path_rate": drop_path}
+    family = variant(name).family
+    if img_size != 224 and family not in SIZE_ARGUMENT:
+        raise ValueError(f"{name} takes 224x224 input only (its token mixing is tied to that grid)")
+    if SIZE_ARGUMENT.get(family):  # always: a pretrained file of another size is resampled to this one
+        kwargs[SIZE_ARGUMENT[family]] = img_size
+    return kwargs
+
+
+def training_cfg(model: Any, args: argparse.Namespace, classes: list[str], override: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The model's ``pretrained_cfg`` (its release's normalisation and interpolation) at the training size, with
+    these classes: what the data is normalised with, and what the saved weights carry (``with_cfg``)."""
+    base = getattr(model, "pretrained_cfg", None) or pretrained_cfg(args.model)
+    cfg = {k: v for k, v in base.items() if k in CFG_KEYS}
+    return {**cfg, "architecture": args.model, "tag": "finetune", "input_size": (3, args.img_size, args.img_size),
+            "num_classes": len(classes), "label_names": list(classes), **override}
+
+
+def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The trainers: each model built by its framework, or side by side with PyTorch's weights in both.
+    Under torchrun / mpirun every rank builds its model; rank 0's weights are broadcast to the others."""
+    trainers: dict[str, Any] = {}
+    state = None
+    if args.framework in ("torch", "both"):
+        import torch
+
+        import models_pytorch
+        from mlp_zoo.training.torch_trainer import TorchTrainer
+
+        torch.manual_seed(args.seed)
+        model = models_pytorch.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+        trainers["torch"] = TorchTrainer(model, args)
+    if args.framework in ("jittor", "both"):
+        import models_jittor
+        from mlp_zoo.jittor_support.runtime import jt
+        from mlp_zoo.training.jittor_trainer import JittorTrainer
+
+        jt.set_global_seed(args.seed)  # differs per rank under MPI: the optimizer broadcasts rank 0's weights
+        if state is None:
+            model = models_jittor.create_model(args.model, pretrained=args.pretrained, **kwargs)
+            # Jittor's random init is lazy, and its values depend on the order the ops run in: run them in
+            # parameter order, so the weights depend on the seed alone (as under mpirun, where they are broadcast
+            # in that order); else a one-process run starts elsewhere than rank 0 of an MPI run
+            for p in model.parameters():
+                p.sync()
+        else:
+            model = models_jittor.create_model(args.model, **kwargs)
+            models_jittor.load_state(model, state)
+        trainers["jittor"] = JittorTrainer(model, args)
+    return trainers
+
+
+def compare(runs: dict[str, Run], first: int) -> dict[str, float]:
+    a, b = np.array(runs["torch"].losses), np.array(runs["jittor"].losses)
+    diff = np.abs(a - b)
+    return {"compare_steps": min(first, len(diff)), "max_abs_diff_first": float(diff[:first].max()),
+            "max_abs_diff_all": float(diff.max()), "steps": len(diff),
+            "accuracy_diff": abs(runs["torch"].accuracies[-1] - runs["jittor"].accuracies[-1])}
+
+
+def plot(runs: dict[str, Run], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    both = len(runs) == 2
+    fig, axes = plt.subplots(1, 2 if both else 1, figsize=(11 if both else 6, 4), squeeze=False)
+    for run, style in zip(runs.values(), ("-", "--")):
+        axes[0, 0].plot(np.arange(1, len(run.losses) + 1), run.losses, style,
+                        label=f"{run.framework} (test acc {run.accuracies[-1]:.2f}%)")
+    axes[0, 0].set(xlabel="step", ylabel="training loss", title=title)
+    axes[0, 0].legend()
+    if both:
+        diff = np.abs(np.array(runs["torch"].losses) - np.array(runs["jittor"].losses))
+        axes[0, 1].semilogy(np.arange(1, len(diff) + 1), np.maximum(diff, 1e-9))
+        axes[0, 1].set(xlabel="step", ylabel="|loss torch - loss jittor|", title="difference (0 drawn at 1e-9)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(args: argparse.Namespace, runs: dict[str, Run], out: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"args": vars(args), "runs": {fw: asdict(run) for fw, run in runs.items()}}
+    print("| framework | steps | final loss | test accuracy per epoch (%) | EMA (%) | seconds | checkpoint |")
+    print("|---|---|---|---|---|---|---|")
+    for run in runs.values():
+        print(f"| {run.framework} | {len(run.losses)} | {run.losses[-1]:.4f} | "
+              f"{', '.join(f'{a:.2f}' for a in run.accuracies)} | "
+              f"{', '.join(f'{a:.2f}' for a in run.ema_accuracies) or '-'} | {run.seconds:.1f} | {run.checkpoint} |")
+    if len(runs) == 2:
+        result["comparison"] = c = compare(runs, args.compare_steps)
+        print(f"max |loss torch - loss jittor|: {c['max_abs_diff_first']:.2e} over the first {c['compare_steps']} "
+              f"steps, {c['max_abs_diff_all']:.2e} over all {c['steps']}; accuracy difference "
+              f"{c['accuracy_diff']:.2f} points")
+    if args.plot:
+        plot(runs, out / "loss_curves.png", f"{args.model} on {args.data}, {args.img_size}px, {args.optimizer}")
+    (out / "finetune.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    source, labels, classes, cfg_override = read_source(args.data, args.img_size)
+    kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
+    trainers = build_trainers(args, kwargs)
+    cfg = training_cfg(next(iter(trainers.values())).model, args, classes, cfg_override)
+    data = StreamedData(source, labels, classes, cfg, args.seed, args.aug != "none", args.workers)
+    rank = next(iter(trainers.values())).rank
+    if rank == 0:
+        if not args.resume:
+            (out / RUN_ARGS).write_text(json.dumps(vars(args), indent=1))
+        world = next(iter(trainers.values())).world_size
+        print(f"{args.model} on {args.data}: {len(data.classes)} classes, {len(data.train)} train / "
+              f"{len(data.test)} test images at {args.img_size}x{args.img_size}, global batch {args.batch_size} x "
+              f"{args.accum_steps} accumulated over {world} process(es), {args.optimizer} lr {args.lr:g}, "
+              f"augmentation {args.aug}, mean {tuple(cfg['mean'])} std {tuple(cfg['std'])}", file=sys.stderr)
+    runs = {fw: train(trainer, data, args, out) for fw, trainer in trainers.items()}
+    return report(args, runs, out) if rank == 0 else {}
+
+
+if __name__ == "__main__":
+    main()
