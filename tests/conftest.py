@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import own_tree
-from mlp_zoo.tools.crosscheck import random_weights as random_state  # noqa: F401  (the tests' weights)
+from mlp_zoo.tools.pairs import random_weights as random_state  # noqa: F401  (the tests' weights)
 
 # eval-mode logits of the two frameworks agree within this fraction of the largest |logit|
 REL_TOL = 1e-4

@@ -6,7 +6,7 @@ import pytest
 import models_jittor
 import models_pytorch
 from conftest import DEVICES, REL_TOL, random_state
-from mlp_zoo.tools.crosscheck import cross_check
+from mlp_zoo.tools.pairs import cross_check
 
 
 def test_both_registries_hold_the_same_models():

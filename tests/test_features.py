@@ -14,7 +14,7 @@ from conftest import DEVICES, REL_TOL, random_state
 from helpers import run_convert, save_torch
 from mlp_zoo.jittor_support.runtime import jt
 from mlp_zoo.model_specs import variant
-from mlp_zoo.tools.crosscheck import build_jittor, build_torch, jittor_device, random_input
+from mlp_zoo.tools.pairs import build_jittor, build_torch, jittor_device, random_input
 
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n.endswith(("_l7", "_l16", "_l32", "_l")) else n
          for n in models_pytorch.list_models()]

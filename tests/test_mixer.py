@@ -12,7 +12,7 @@ import models_pytorch
 from conftest import REL_TOL
 from helpers import official_manifest, run_convert, save_torch
 from mlp_zoo.model_specs import VARIANTS
-from mlp_zoo.tools.crosscheck import cross_check
+from mlp_zoo.tools.pairs import cross_check
 from weights_convert import CheckpointError, read_checkpoint
 from weights_convert.detect import detect
 

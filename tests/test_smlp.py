@@ -12,7 +12,7 @@ import models_jittor
 import models_pytorch
 from conftest import REL_TOL, random_state
 from helpers import official_manifest, pretrained_logits, random_from_manifest, run_convert, save_torch
-from mlp_zoo.tools.crosscheck import cross_check
+from mlp_zoo.tools.pairs import cross_check
 
 
 def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

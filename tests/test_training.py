@@ -14,7 +14,7 @@ from mlp_zoo.model_specs import variant
 from models_jittor import layers as jl
 from mlp_zoo.jittor_support.optim import SGD, AdamW
 from models_pytorch import layers as tl
-from mlp_zoo.tools.crosscheck import jittor_device
+from mlp_zoo.tools.pairs import jittor_device
 from mlp_zoo.tools.traincheck import _torch_step, train_check
 
 # BatchNorm running statistics after one training forward, relative to the buffer's max (PyTorch's semantics:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 
-from mlp_zoo.tools.crosscheck import build_jittor, build_torch, random_input, random_weights
+from mlp_zoo.tools.pairs import build_jittor, build_torch, random_input, random_weights
 
 # first matching pattern names the group; Jittor's fused kernels are named after the ops they contain
 GROUPS = [

@@ -129,7 +129,7 @@ def load_models(args: argparse.Namespace) -> Models:
                 model = models_pytorch.create_model(name, pretrained=args.checkpoint, trust_pickle=args.trust_pickle,
                                                     **kwargs).eval()
                 if args.checkpoint is None:  # every weight random (timm zero-inits Mixer's head: uniform output)
-                    from mlp_zoo.tools.crosscheck import random_weights
+                    from mlp_zoo.tools.pairs import random_weights
 
                     models_pytorch.load_state(model, random_weights(name, args.seed, **kwargs))
                 state = {k: v.numpy() for k, v in model.state_dict().items()}
@@ -140,7 +140,7 @@ def load_models(args: argparse.Namespace) -> Models:
 
                 jt.set_global_seed(args.seed)
                 if args.checkpoint is None:  # the random weights PyTorch has, or the same draw
-                    from mlp_zoo.tools.crosscheck import random_weights
+                    from mlp_zoo.tools.pairs import random_weights
 
                     model = models_jittor.create_model(name, **kwargs)
                     models_jittor.load_state(model, state if state is not None else

@@ -40,7 +40,7 @@ import numpy as np
 
 
 from mlp_zoo.model_specs import variant
-from mlp_zoo.tools.crosscheck import build_jittor, build_torch, jittor_device, random_input, random_weights
+from mlp_zoo.tools.pairs import build_jittor, build_torch, jittor_device, random_input, random_weights
 from mlp_zoo.tools.macs import jittor_macs, torch_macs
 
 FRAMEWORKS = ("torch", "jittor")

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         # SIGTERM, which Python drops when it lands between a fork and the child's reset of its signal flags:
         # with our handler inherited, such a worker lives on and the pool waits for it forever (seen in CI)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        from mlp_zoo.tools.crosscheck import cross_check
+        from mlp_zoo.tools.pairs import cross_check
 
         check = cross_check(name, state, **kwargs)
         ok = check.relative <= VERIFY_TOLERANCE

@@ -72,7 +72,7 @@ def probe_layers() -> dict[str, float]:
 
     from mlp_zoo.jittor_support.runtime import jt
     from models_jittor.layers import ErfGELU, LayerNorm, TanhGELU
-    from mlp_zoo.tools.crosscheck import cross_check, jittor_device, random_weights
+    from mlp_zoo.tools.pairs import cross_check, jittor_device, random_weights
 
     rng = np.random.RandomState(0)
     x = (rng.standard_normal((256, 4096)) * 3).astype(np.float32)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mlp_zoo.tools.crosscheck import build_jittor, build_torch, jittor_device, random_input
+from mlp_zoo.tools.pairs import build_jittor, build_torch, jittor_device, random_input
 
 # each parameter's gradients agree within this fraction of the parameter's max |gradient| (PyTorch's)
 GRAD_TOL = 1e-4

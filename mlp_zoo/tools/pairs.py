@@ -1,4 +1,4 @@
-"""Run the same weights through the PyTorch and the Jittor model and compare the logits."""
+"""Twin pairs: the same weights built in PyTorch and in Jittor, a shared random input, their logits compared."""
 from __future__ import annotations
 
 import time
