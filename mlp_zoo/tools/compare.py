@@ -244,6 +244,9 @@ def compare_model(name: str, frameworks: list[str], device: str, batch: int, img
     sgemm = 2 * SGEMM_N ** 3 / float(np.median(times.pop("sgemm"))) / 1e9
 
     diff = float(np.abs(outputs["torch"] - outputs["jittor"]).max()) if len(frameworks) == 2 else None
+    if diff is not None and diff > 1e-4 * float(np.abs(outputs["torch"]).max()):  # the tests' tolerance: name where
+        log(f"  the logits part by {diff:.2e}: mlp-zoo crosscheck --model {name} --img-size {img_size} --device {device}"
+            f"{' --train' if bench == 'train' else ''} names the first module that computes differently")
     load = os.getloadavg()[0]
     others = (None if cpu_before is None or cpu_after is None
               else max(0.0, (cpu_after[0] - cpu_before[0]) - (cpu_after[1] - cpu_before[1])) / wall)

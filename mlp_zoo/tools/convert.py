@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -137,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
         ok = check.relative <= VERIFY_TOLERANCE
         print(f"verify: max abs diff {check.max_abs_diff:.3g} (max |logit| {check.max_abs_logit:.3g}, "
               f"relative {check.relative:.2g}, tolerance {VERIFY_TOLERANCE:g}): {'OK' if ok else 'MISMATCH'}")
+        if not ok:  # the same weights in both frameworks, as checked here: which module parts
+            side = "--jittor" if args.direction == "torch2jittor" else "--torch"
+            size = f" --img-size {args.img_size[0]},{args.img_size[1]}" if args.img_size else ""
+            print(f"verify: to see where the two part: mlp-zoo crosscheck --model {name} {side} "
+                  f"{shlex.quote(args.dst)}{size}")
         return 0 if ok else 1
     return 0
 
