@@ -332,9 +332,10 @@ def compare(opts: Options, tm: Any, jm: Any) -> tuple[list[Row], list[Row], list
     if opts.train:
         names = {id(p): k for k, p in tm.named_parameters()}
         seen: list[str] = []
-        for module in forward_order:  # each parameter where its module first returned; backward runs it reversed
-            seen += [names[id(p)] for p in module.parameters(recurse=False) if names[id(p)] not in seen]
-        seen += [k for k in names.values() if k not in seen]
+        # each parameter where its module first returned (one its parent uses without calling it: with the parent);
+        # backward runs them reversed
+        for module in forward_order:
+            seen += [names[id(p)] for p in module.parameters() if names[id(p)] not in seen]
         params = dict(tm.named_parameters())
         for key in reversed(seen):
             p = params[key]

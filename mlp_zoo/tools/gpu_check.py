@@ -9,7 +9,9 @@
    rest; the table gives each variant's passed/total.
 2. ``tools/compare.py --device cuda`` on every variant: the max abs diff of the two frameworks' logits (TF32 off in
    both), latency per framework.
-3. Fast math: Jittor builds CUDA kernels with ``--use_fast_math`` unless our nvcc wrapper drops it (the default).
+3. ``mlp-zoo crosscheck --device cuda`` on sMLPNet-T, eval and ``--train``: the first module (and parameter
+   gradient) where Jittor on CUDA parts from PyTorch on CUDA beyond the float32 noise floor, or that they agree.
+4. Fast math: Jittor builds CUDA kernels with ``--use_fast_math`` unless our nvcc wrapper drops it (the default).
    The layers it affects (exact and tanh GELU, LayerNorm, a whole model) are compared with PyTorch on CUDA built
    both ways, each in its own Jittor cache.
 
@@ -62,6 +64,22 @@ def run_compare(models: list[str], batch: int, out: Path) -> list[dict]:
     if subprocess.run(cmd, cwd=ROOT, check=False).returncode != 0 or not out.exists():
         return []
     return json.loads(out.read_text())
+
+
+CROSSCHECK_MODEL = "smlpnet_t"
+
+
+def run_crosscheck(folder: Path) -> list[tuple[str, int, str]]:
+    """``mlp-zoo crosscheck --device cuda`` in eval and in train mode: (mode, exit status, its summary lines)."""
+    out = []
+    for mode, extra in (("eval", []), ("train", ["--train"])):
+        cmd = [sys.executable, "-m", "mlp_zoo.tools.crosscheck", "--model", CROSSCHECK_MODEL, "--device", "cuda",
+               "--batch", "2", "--json", str(folder / f"crosscheck_{mode}.json"), *extra]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        said = [line for line in (r.stdout + r.stderr).splitlines()
+                if line.startswith(("outputs:", "gradients:", "weights:", "mlp-zoo crosscheck: error"))]
+        out.append((mode, r.returncode, "; ".join(said) or f"exit {r.returncode}"))
+    return out
 
 
 def probe_layers() -> dict[str, float]:
@@ -164,20 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     log(env)
     with tempfile.TemporaryDirectory() as tmp:
-        log("== 1/3 CUDA test cases")
+        log("== 1/4 CUDA test cases")
         outcomes = run_cuda_tests(models_pytorch.list_models(), Path(tmp) / "junit.xml")
-        log("== 2/3 compare.py --device cuda")
+        log("== 2/4 compare.py --device cuda")
         records = run_compare(models, args.batch, Path(tmp) / "compare.json")
-    log("== 3/3 fast math")
+        log("== 3/4 crosscheck --device cuda")
+        crosschecked = run_crosscheck(Path(tmp))
+    log("== 4/4 fast math")
     fast = fast_math_table()
     failed = [o for group in outcomes.values() for o in group if o.startswith(("failure", "error"))]
     total = sum(len(group) for group in outcomes.values())
     text = (f"{env}; batch {args.batch}, 224x224, fp32 (TF32 off)\n\n{summary_table(models, outcomes, records)}\n\n"
             f"CUDA test cases: {total - len(failed)}/{total} passed\n"
-            + "".join(f"- {f}\n" for f in failed) + f"\n{fast}\n")
+            + "".join(f"- {f}\n" for f in failed)
+            + f"\nmlp-zoo crosscheck --model {CROSSCHECK_MODEL} --device cuda (batch 2, 224x224):\n"
+            + "".join(f"- {mode}: {said}\n" for mode, _, said in crosschecked) + f"\n{fast}\n")
     print(text)
     args.out.write_text(text)
-    return 1 if failed or not records else 0
+    return 1 if failed or not records or any(rc != 0 for _, rc, _ in crosschecked) else 0
 
 
 if __name__ == "__main__":
