@@ -359,11 +359,10 @@ def first(rows: list[Row]) -> Row | None:
 def table(rows: list[Row], shown: list[int], gradients: bool = False) -> str:
     head = ["parameter (backward order)" if gradients else "module (execution order)", "max abs diff",
             "relative", "noise floor", "verdict"]
-    lines = ["  ".join(head)]
     body = [[rows[i].label, f"{rows[i].max_abs:.2e}", f"{rows[i].relative:.1e}",
              f"{max(rows[i].floor, rows[i].accumulated_floor or 0):.1e}", rows[i].verdict] for i in shown]
     widths = [max(len(r[c]) for r in body + [head]) for c in range(len(head))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     previous = None
     for i, cells in zip(shown, body):
         if previous is not None and i != previous + 1:
