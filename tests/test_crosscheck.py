@@ -41,8 +41,7 @@ def crosscheck(tmp_path: Path, family: str, *extra: str) -> tuple[int, dict]:
 def files(tmp_path: Path, family: str, plant: Callable[[dict], None]) -> tuple[Path, Path]:
     """A PyTorch file of random weights, converted to Jittor's .pkl, and ``plant`` applied to the converted state."""
     name, options = TINY[family]
-    kwargs = {k: v for k, v in options.items()}
-    src = save_torch(tmp_path / "w.pth", random_state(name, **kwargs))
+    src = save_torch(tmp_path / "w.pth", random_state(name, **options))
     state = dict(read_checkpoint(src).state)
     plant(state)
     dst = tmp_path / "w.pkl"

@@ -393,9 +393,9 @@ def summary(rows: list[Row], what: str) -> str:
     if culprit is None:
         worst = max((r.relative for r in rows), default=0.0)
         return f"{what}: agree to {worst:.1e} everywhere ({len(rows)} compared, each within its float32 noise floor)"
+    same = "" if culprit.same_input is None else f"; on Jittor's own input {culprit.same_input:.1e}"
     return (f"{what}: first divergence: {culprit.label} (differs by {culprit.max_abs:.1e}, relative "
-            f"{culprit.relative:.1e}; on Jittor's own input {culprit.same_input if culprit.same_input is not None else culprit.max_abs:.1e} "
-            f"against a noise floor of {culprit.floor:.1e})")
+            f"{culprit.relative:.1e}{same} against a noise floor of {culprit.floor:.1e})")
 
 
 def write_json(path: Path, payload: dict) -> None:
