@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -31,11 +32,13 @@ class DownloadError(CheckpointError):
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 (urllib's signature)
-        scheme = newurl.split(":", 1)[0].lower()
-        if scheme not in ("http", "https"):
-            raise DownloadError(f"{req.full_url}: redirected to {newurl[:200]}, which is not HTTP(S)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    def http_error_302(self, req, fp, code, msg, headers):  # noqa: ANN001, ANN201 (urllib's signature)
+        target = urllib.parse.urljoin(req.full_url, headers.get("location") or headers.get("uri") or "")
+        if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise DownloadError(f"{req.full_url}: redirected to {target[:200]}, which is not HTTP(S)")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
 _OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
