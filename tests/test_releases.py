@@ -241,3 +241,44 @@ def test_smlpnet_s_by_name_equals_by_path_in_both_frameworks(server, cache, monk
     for framework in (0, 1):
         np.testing.assert_array_equal(by_name[framework], by_path[framework])
     assert by_name[0].shape == (1, 1000) and np.abs(by_name[0] - by_name[1]).max() < 1e-3 * np.abs(by_name[0]).max()
+
+
+def test_tools_take_release_names(server, cache, monkeypatch, tmp_path, capsys):
+    """`convert torch2jittor convmlp_s.in1k X.pkl` fetches the release (a stand-in in the official layout) from
+    the mirror; `releases list` then shows it cached, `releases download` prints where it is without fetching
+    again; predict takes the name as --pretrained and writes --csv FILE and --json FILE together."""
+    import json
+
+    from mlp_zoo.tools import predict
+    from mlp_zoo.tools import releases as releases_tool
+    from test_image_data import PHOTOS, SKIMAGE_DATA
+
+    stand = save_torch(tmp_path / "convmlp_s_imagenet.pth", random_from_manifest("convmlp_s"))
+    server.files["/m/convmlp_s_imagenet.pth"] = stand.read_bytes()
+    monkeypatch.setenv("MLPZOO_MIRROR", server.url + "/m")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def tool(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "tools" / argv[0]), *argv[1:]], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=300)
+
+    converted = tool("convert.py", "torch2jittor", "convmlp_s.in1k", "c.pkl")
+    cached = cached_path(PUBLISHED["convmlp_s.in1k"])
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    assert f"read {cached}" in converted.stdout and (tmp_path / "c.pkl").is_file()
+    assert releases_tool.main(["list", "--model", "convmlp_s"]) == 0
+    listed = capsys.readouterr().out
+    assert "convmlp_s.in1k  yes" in listed and str(cached) in listed
+    assert releases_tool.main(["download", "convmlp_s", "smlpnet_t"]) == 2
+    got = capsys.readouterr()
+    assert got.out == f"convmlp_s.in1k: {cached}\n" and got.err.startswith("error: smlpnet_t has no published release")
+    assert server.gets("/m/convmlp_s_imagenet.pth") == [None]
+
+    out = [str(tmp_path / "p.csv"), str(tmp_path / "p.json")]
+    assert predict.main([str(SKIMAGE_DATA / PHOTOS[0]), "--pretrained", "convmlp_s.in1k", "--topk", "2",
+                         "--csv", out[0], "--json", out[1], "--workers", "0"]) == 0
+    result = json.loads(Path(out[1]).read_text())
+    assert result["model"] == "convmlp_s" and result["cfg"]["crop_pct"] == 0.9  # ConvMLP's own evaluation
+    rows = Path(out[0]).read_text().splitlines()
+    assert rows[0] == "path,framework,rank,class,name,prob" and len(rows) == 3
+    assert str(result["predictions"][0]["torch"][0]["class"]) == rows[1].split(",")[3]
