@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -88,12 +89,12 @@ class _locked:
 
 
 class _Part:
-    """``<file>.part`` and the SHA-256 of what it holds so far."""
+    """``<file>.part`` and, when there is a hash to check, the SHA-256 of what it holds so far."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, hashed: bool) -> None:
         self.path = dest.with_name(dest.name + ".part")
-        self.digest = hashlib.sha256()
-        if self.path.is_file():  # a previous call broke off: hash what it kept, then ask for the rest
+        self.digest = hashlib.sha256() if hashed else None
+        if self.digest and self.path.is_file():  # a previous call broke off: hash what it kept, then ask for the rest
             with open(self.path, "rb") as f:
                 for block in iter(lambda: f.read(CHUNK), b""):
                     self.digest.update(block)
@@ -103,11 +104,11 @@ class _Part:
 
     def reset(self) -> None:
         self.path.unlink(missing_ok=True)
-        self.digest = hashlib.sha256()
+        self.digest = self.digest and hashlib.sha256()
 
 
 def _fetch(url: str, dest: Path, sha256: str | None, size: int | None, show: bool) -> None:
-    part, total = _Part(dest), None
+    part, total = _Part(dest, sha256 is not None), None
     for _ in range(TRIES):
         if size is not None and part.size() > size:
             part.reset()
@@ -120,8 +121,6 @@ def _fetch(url: str, dest: Path, sha256: str | None, size: int | None, show: boo
         raise DownloadError(f"{url}: the body ended after {got} of {total} bytes; the partial file {part.path} "
                             f"is resumed by the next try")
     _verify(url, part, got, sha256, size)
-    with open(part.path, "rb+") as f:
-        os.fsync(f.fileno())
     os.replace(part.path, dest)
 
 
@@ -149,15 +148,24 @@ def _one_connection(url: str, part: _Part, show: bool) -> int | None:
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         bar = _Bar(_dest_name(part), total, have) if show else None
-        with open(part.path, "ab" if have else "wb") as out:
+        with open(part.path, "ab" if have else "wb", buffering=0) as out, ThreadPoolExecutor(1) as hasher:
+            # two buffers: one is hashed (hashlib releases the GIL) while the next chunk arrives in the other
+            buffers, pending, i = [memoryview(bytearray(CHUNK)) for _ in range(2)], None, 0
             try:
-                while block := resp.read(CHUNK):
-                    out.write(block)
-                    part.digest.update(block)
+                while n := resp.readinto(buffers[i]):
+                    out.write(buffers[i][:n])
+                    if part.digest:
+                        if pending:
+                            pending.result()
+                        pending = hasher.submit(part.digest.update, buffers[i][:n])
+                    i ^= 1
                     if bar:
-                        bar.update(len(block))
+                        bar.update(n)
             except (OSError, ValueError):  # a reset or a timeout mid-body: resumed by the caller
                 pass
+            finally:
+                if pending:
+                    pending.result()
         if bar:
             bar.close()
     return total
@@ -168,7 +176,7 @@ def _dest_name(part: _Part) -> str:
 
 
 def _verify(url: str, part: _Part, got: int, sha256: str | None, size: int | None) -> None:
-    why, hexdigest = None, part.digest.hexdigest()
+    why, hexdigest = None, part.digest.hexdigest() if part.digest else ""
     if size is not None and got != size:
         why = f"{got} bytes, the release has {size}"
     elif sha256 is not None and not hexdigest.startswith(sha256.lower()):
