@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, random_from_manifest, save_torch
-from mlp_zoo.http_download import DownloadError, download
+from mlp_zoo.http_download import DownloadError
 from mlp_zoo.model_specs import PUBLISHED, VARIANTS, Release, pretrained_cfg, published, release, releases
 from mlp_zoo.release_files import cache_dir, cached_path, fetch, resolve_weights
 from release_server import COMMIT, serve
@@ -200,7 +200,7 @@ print(resolve_weights(sys.argv[1], "mixer_s32"))
 def test_hub_names_go_through_huggingface_hub(server, tmp_path):
     """hf-hub:org/repo is fetched by huggingface_hub from HF_ENDPOINT into its own cache (timm's
     model.safetensors, else pytorch_model.bin), then read offline from that cache; a missing repo is one line."""
-    server.files[f"/timm/mixer.t/resolve/main/pytorch_model.bin"] = BODY
+    server.files["/timm/mixer.t/resolve/main/pytorch_model.bin"] = BODY
     env = {k: v for k, v in os.environ.items() if k not in ENV}
     env.update(PYTHONPATH=str(ROOT), HF_ENDPOINT=server.url, HF_HUB_CACHE=str(tmp_path / "hub"),
                HF_HUB_DISABLE_TELEMETRY="1", MLPZOO_CACHE=str(tmp_path / "ours"))

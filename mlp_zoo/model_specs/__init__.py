@@ -1,6 +1,6 @@
-"""Framework-neutral facts about every model in the zoo: variant tables, published figures, and how to
-recognise each family's native state dict, each release's evaluation settings (``pretrained_cfg``) and where each is published (``published``). Every module here but the helpers is a family and registers
-itself on import."""
+"""Framework-neutral facts about every model in the zoo: variant tables, published figures, how to recognise
+each family's native state dict, each release's evaluation settings (``pretrained_cfg``) and where each release
+is published (``published``). Every module here but the helpers is a family and registers itself on import."""
 import importlib
 import pkgutil
 

@@ -47,8 +47,10 @@ _CONVMLP_OLD = "http://ix.cs.uoregon.edu/~alih/conv-mlp/checkpoints/"
 _TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-vitjx/"
 _GOOG = "https://storage.googleapis.com/mixer_models/"
 _SPACH_SRC = "microsoft/SPACH README.md, table 'Main Results on ImageNet with Pretrained Models' (sMLPNet rows)"
-_CONVMLP_SRC = ("SHI-Labs/Convolutional-MLPs src/convmlp.py `model_urls` and README.md table (older host "
-                "ix.cs.uoregon.edu in commit 258f0df and forks; current host shi-labs.com in later copies)")
+_CONVMLP_SRC = ("SHI-Labs/Convolutional-MLPs src/convmlp.py `model_urls` and README.md results table (the "
+                "ix.cs.uoregon.edu URLs, e.g. in the copy of commit 258f0df); shi-labs.com: the project's later host")
+_CONVMLP_NOTE = ("the shi-labs.com URL was read in a downstream copy of convmlp.py, not in the official repository "
+                 "(whose files read here name ix.cs.uoregon.edu, tried next)")
 _TIMM_SRC = ("huggingface/pytorch-image-models timm/models/mlp_mixer.py `default_cfgs` (v1.0.x): url=, "
              "hf_hub_id='timm/'; the 8 hex digits of each file name are its SHA-256 prefix")
 _GOOG_SRC = ("google-research/vision_transformer README.md 'Available Mixer models' (gs://mixer_models/imagenet1k/ "
@@ -78,7 +80,8 @@ PUBLISHED: dict[str, Release] = {r.name: r for r in (
     Release("smlpnet_s.spach_in1k", "spach", "smlp_s.pth", (_SPACH + "smlp_s.pth",), _SPACH_SRC),
     Release("smlpnet_b.spach_in1k", "spach", "smlp_b.pth", (_SPACH + "smlp_b.pth",), _SPACH_SRC),
     *(Release(f"convmlp_{s}.in1k", "official", f"convmlp_{s}_imagenet.pth",
-              (f"{_CONVMLP}convmlp_{s}_imagenet.pth", f"{_CONVMLP_OLD}convmlp_{s}_imagenet.pth"), _CONVMLP_SRC)
+              (f"{_CONVMLP}convmlp_{s}_imagenet.pth", f"{_CONVMLP_OLD}convmlp_{s}_imagenet.pth"), _CONVMLP_SRC,
+              unconfirmed=_CONVMLP_NOTE)
       for s in "sml"),
     _vip("vip_s7.in1k", "1cX6eauDrsGsLSZnqsX7cl0oiKX8Dzv5z"),
     _vip("vip_m7.in1k", "15y5WMypthpbBFdc01E3mJCZit7q0Yn8m"),
