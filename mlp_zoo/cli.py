@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resolution-study": ("resolution_study", "train at one size, evaluate and fine-tune at others"),
     "crosscheck": ("crosscheck", "where the two frameworks part: every module's output (and gradient) compared, named"),
     "benchmark": ("benchmark", "a per-op profile of one model in each framework"),
+    "releases": ("releases", "the published releases by name: list them (cached or not), download them ahead of time"),
     "demo": ("demo", "the main job end to end: a PyTorch checkpoint converted, loaded and compared in Jittor"),
 }
 

@@ -35,9 +35,11 @@ def load_state(model: nn.Module, state: dict[str, np.ndarray], fresh: Collection
         raise RuntimeError(f"state does not fit: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
 
 
-def create_model(name: str, pretrained: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
-    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format, built with the
-    file's class count unless ``num_classes`` is given: another count fine-tunes (a fresh classifier, a warning).
+def create_model(name: str, pretrained: bool | str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
+    """Build the variant ``name``; ``pretrained`` is a checkpoint path in any supported format, or a published
+    release: ``True`` (the variant's default), ``"variant.tag"`` or ``"hf-hub:org/repo"``, downloaded once into
+    the cache (docs/releases.md). Built with the file's class count unless ``num_classes`` is given: another
+    count fine-tunes (a fresh classifier, a warning).
 
     ``trust_pickle=True`` allows pickled objects beyond arrays (only for files you trust); ``ema=True`` takes
     the EMA weights of a training checkpoint; ``allow_nonfinite=True`` accepts NaN/Inf weights. An ``img_size``

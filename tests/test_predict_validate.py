@@ -67,7 +67,7 @@ def test_predict_names_the_fine_tune_classes(finetuned, tmp_path):
     run, folder = finetuned
     files = sorted(folder.rglob("*.png"))[:3]
     assert predict.main([*map(str, files), "--checkpoint", run["checkpoint"], "--topk", "3", "--json",
-                         "--output", str(tmp_path / "out.json"), "--workers", "0"]) == 0
+                         str(tmp_path / "out.json"), "--workers", "0"]) == 0
     result = json.loads((tmp_path / "out.json").read_text())
     for entry in result["predictions"]:
         top = entry["torch"]
@@ -83,7 +83,7 @@ def _param(name: str):
 @pytest.mark.parametrize("name", [_param(n) for n in VARIANTS])
 def test_both_frameworks_agree_on_every_photo(name, tmp_path):
     photos = [str(SKIMAGE_DATA / p) for p in PHOTOS]
-    assert predict.main([*photos, "--model", name, "--framework", "both", "--json", "--output",
+    assert predict.main([*photos, "--model", name, "--framework", "both", "--json",
                          str(tmp_path / "out.json"), "--batch-size", str(len(photos)), "--workers", "0"]) == 0
     result = json.loads((tmp_path / "out.json").read_text())
     assert len(result["predictions"]) == len(photos) and result["skipped"] == 0

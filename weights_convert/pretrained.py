@@ -12,6 +12,7 @@ from typing import Any, Callable, Collection, TypeVar
 import numpy as np
 
 from mlp_zoo.model_specs import FAMILIES, Family, variant
+from mlp_zoo.release_files import resolve_weights
 from mlp_zoo.model_specs.pretrained_cfg import model_cfg
 
 from .checkpoint import read_checkpoint
@@ -40,12 +41,13 @@ def file_options(family: Family, state: State) -> dict[str, Any]:
     return options if classes is None else {**options, "num_classes": classes}
 
 
-def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.PathLike | None,
+def build_with_weights(build: Callable[..., M], name: str, pretrained: bool | str | os.PathLike | None,
                        shapes_of: Callable[[M], dict[str, tuple[int, ...]]],
                        load: Callable[[M, State, Collection[str]], None],
                        trust_pickle: bool = False, allow_nonfinite: bool = False, ema: bool = False,
                        **kwargs: Any) -> M:
-    """``build(**kwargs)``, with the weights of ``pretrained`` (any supported file) loaded strictly.
+    """``build(**kwargs)``, with the weights of ``pretrained`` loaded strictly: any supported file, or a name that
+    ``mlp_zoo.release_files.resolve_weights`` fetches (True: the default release, ``"variant.tag"``, ``"hf-hub:..."``).
 
     Arguments the file needs (its class count and input size; tanh GELU for JAX weights) apply unless given
     explicitly. An explicit ``num_classes`` that differs from the file's (0: features only) loads everything but
@@ -53,11 +55,11 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: str | os.
     An ``img_size`` other than the file's resamples its token-mixing weights (``weights_convert.resample``).
     ``model.pretrained_cfg`` is the evaluation cfg of the release detected in the file (or the one it carries).
     """
-    if pretrained is None:
+    if pretrained is None or pretrained is False:
         model = build(**{k: v for k, v in kwargs.items() if k not in RESAMPLE_OPTIONS})
         model.pretrained_cfg = model_cfg(name, img_size=kwargs.get("img_size"), num_classes=kwargs.get("num_classes"))
         return model
-    ckpt = read_checkpoint(pretrained, trust_pickle=trust_pickle, allow_nonfinite=allow_nonfinite, ema=ema)
+    ckpt = read_checkpoint(resolve_weights(pretrained, name), trust_pickle=trust_pickle, allow_nonfinite=allow_nonfinite, ema=ema)
     family = FAMILIES[variant(name).family]
     options = file_options(family, ckpt.state)
     state, kwargs = fit_to_size(name, ckpt.state, {**ckpt.model_kwargs, **options}, kwargs, ckpt.path)

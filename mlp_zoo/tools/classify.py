@@ -35,9 +35,11 @@ class ToolError(Exception):
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="variant name (default: detected from --checkpoint)")
-    p.add_argument("--checkpoint", help="weights in any supported format (default: random weights, seeded, "
-                                        "the same in both frameworks)")
+    p.add_argument("--model", help="variant name (default: detected from --pretrained)")
+    p.add_argument("--pretrained", "--checkpoint", dest="checkpoint", metavar="WEIGHTS",
+                   help="the weights: a file in any supported format, or a release name such as "
+                        "smlpnet_s.spach_in1k, downloaded once (`mlp-zoo releases list`); default: random "
+                        "weights, seeded, the same in both frameworks")
     p.add_argument("--framework", choices=FRAMEWORKS + ("both",), default="torch",
                    help="run in one framework or in both, compared (default %(default)s)")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled objects beyond arrays (trusted files)")
@@ -57,7 +59,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.model is None and args.checkpoint is None:
-        p.error("give --model, --checkpoint, or both")
+        p.error("give --model, --pretrained, or both")
     if args.batch_size < 1 or args.workers < 0:
         p.error("--batch-size must be >= 1 and --workers >= 0")
     if args.crop_pct is not None and not 0 < args.crop_pct <= 4:
@@ -102,12 +104,14 @@ def load_models(args: argparse.Namespace) -> Models:
     and copied to Jittor, so both compute with the same weights; ``cfg`` is ``model.pretrained_cfg`` with the
     command-line overrides."""
     from mlp_zoo.model_specs import VARIANTS
+    from mlp_zoo.release_files import resolve_weights
     from weights_convert import CheckpointError, read_checkpoint
 
     name = args.model
     try:
+        weights = None if args.checkpoint is None else resolve_weights(args.checkpoint, name)
         if name is None:
-            name, _ = read_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle).detect()
+            name, _ = read_checkpoint(weights, trust_pickle=args.trust_pickle).detect()
         if name not in VARIANTS:
             raise ToolError(f"unknown model {escaped(name)}; known: {', '.join(sorted(VARIANTS))}")
         kwargs: dict[str, Any] = {}
@@ -126,7 +130,7 @@ def load_models(args: argparse.Namespace) -> Models:
                 import models_pytorch
 
                 torch.manual_seed(args.seed)
-                model = models_pytorch.create_model(name, pretrained=args.checkpoint, trust_pickle=args.trust_pickle,
+                model = models_pytorch.create_model(name, pretrained=weights, trust_pickle=args.trust_pickle,
                                                     **kwargs).eval()
                 if args.checkpoint is None:  # every weight random (timm zero-inits Mixer's head: uniform output)
                     from mlp_zoo.tools.pairs import random_weights
@@ -146,7 +150,7 @@ def load_models(args: argparse.Namespace) -> Models:
                     models_jittor.load_state(model, state if state is not None else
                                              random_weights(name, args.seed, **kwargs))
                 else:
-                    model = models_jittor.create_model(name, pretrained=args.checkpoint,
+                    model = models_jittor.create_model(name, pretrained=weights,
                                                        trust_pickle=args.trust_pickle, **kwargs)
                 model.eval()
                 models.param_count = models.param_count or sum(int(np.prod(p.shape)) for p in model.parameters())

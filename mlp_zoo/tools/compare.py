@@ -3,7 +3,7 @@
 
   python tools/compare.py [--models NAME ...] [--frameworks torch jittor] [--device cpu|cuda] [--batch N]
                           [--img-size S] [--runs N] [--warmup N] [--bench latency|train]
-                          [--json PATH] [--csv PATH] [--plot PATH] [--data DIR [--checkpoints NAME=PATH ...]]
+                          [--json PATH] [--csv PATH] [--plot PATH] [--data DIR [--pretrained NAME=WEIGHTS ...]]
 
 For each variant: parameters and MACs per image, both counted from the model in each framework (convolutions
 and matrix products only, as the published figures count them); latency per batch as the median over
@@ -40,6 +40,7 @@ import numpy as np
 
 
 from mlp_zoo.model_specs import variant
+from mlp_zoo.release_files import is_release_name
 from mlp_zoo.tools.pairs import build_jittor, build_torch, jittor_device, random_input, random_weights
 from mlp_zoo.tools.macs import jittor_macs, torch_macs
 
@@ -361,13 +362,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--plot", type=Path, help="write a PNG: top-1 vs MACs, latency per framework")
     p.add_argument("--data", help="an ImageNet-style folder: adds a measured top-1 column (tools/validate.py, each "
                                   "release's preprocessing) beside the published one")
-    p.add_argument("--checkpoints", nargs="+", default=[], metavar="NAME=PATH",
-                   help="the weights to measure each model with on --data (default: the random weights timed here)")
+    p.add_argument("--pretrained", "--checkpoints", dest="checkpoints", nargs="+", default=[],
+                   metavar="NAME=WEIGHTS",
+                   help="the weights to measure each model with on --data: NAME=PATH, NAME=RELEASE, or a release "
+                        "name alone (e.g. smlpnet_s.spach_in1k); default: the random weights timed here")
     p.add_argument("--limit", type=int, help="with --data: only the first N images")
     args = p.parse_args(argv)
+    args.checkpoints = [f"{c.split('.', 1)[0]}={c}" if "=" not in c and is_release_name(c) else c
+                        for c in args.checkpoints]
     bad = [c for c in args.checkpoints if "=" not in c]
     if bad:
-        p.error(f"--checkpoints takes NAME=PATH, not {bad[0]}")
+        p.error(f"--pretrained takes NAME=PATH, NAME=RELEASE or a release name, not {bad[0]}")
     if args.runs < 1 or args.warmup < 0 or args.batch < 1:
         p.error("--runs and --batch must be >= 1, --warmup >= 0")
     return args
@@ -380,7 +385,7 @@ def measure_top1(name: str, frameworks: list[str], args: argparse.Namespace) -> 
     checkpoint = dict(c.split("=", 1) for c in args.checkpoints).get(name)
     argv = [args.data, "--model", name, "--framework", "both" if len(frameworks) == 2 else frameworks[0],
             "--batch-size", str(args.batch)]
-    argv += ["--checkpoint", checkpoint] if checkpoint else (["--img-size", str(args.img_size)]
+    argv += ["--pretrained", checkpoint] if checkpoint else (["--img-size", str(args.img_size)]
                                                               if args.img_size != 224 else [])
     argv += ["--limit", str(args.limit)] if args.limit else []
     result = validate.validate(validate.parse_args(argv))

@@ -5,7 +5,8 @@
   python tools/convert.py jittor2torch SRC.pkl DST.pth [--model NAME] [--verify]
   python tools/convert.py torch2jittor SRC DST.pkl --img-size 384[,288] [--resample pi|interp] [--verify]
 
-SRC may be any supported file: PyTorch .pth/.pt/.bin/.ckpt/.pth.tar (zip or legacy), Jittor .pkl,
+SRC may be a release name (smlpnet_s.spach_in1k, hf-hub:timm/...; `mlp-zoo releases list`), fetched once into
+the cache, or any supported file: PyTorch .pth/.pt/.bin/.ckpt/.pth.tar (zip or legacy), Jittor .pkl,
 .safetensors or .npz, as saved by either framework or as released officially (SPACH sMLPNet, ...).
 The usual wrappers ('model', 'state_dict', 'state_dict_ema', 'module.' prefixes) are unwrapped and reported.
 Without --model the architecture is detected from the keys and shapes. Nothing is written unless every
@@ -28,6 +29,7 @@ from typing import Callable
 
 from weights_convert import CheckpointError, check_destination, read_checkpoint, write_atomic
 from mlp_zoo.model_specs import FAMILIES, VARIANTS, variant
+from mlp_zoo.release_files import resolve_weights
 from weights_convert.escaping import one_line, shown
 from weights_convert.formats import TORCH_SUFFIXES
 from weights_convert.checks import match_state
@@ -45,7 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("direction", choices=sorted(DIRECTIONS), help="which framework the output is for")
-    p.add_argument("src", help="checkpoint to read (never modified)")
+    p.add_argument("src", help="checkpoint to read (never modified), or a release name such as "
+                               "smlpnet_s.spach_in1k, downloaded once into the cache (mlp-zoo releases list)")
     p.add_argument("dst", help="file to write: .pkl for Jittor; .pth/.pt/.bin/.ckpt/.pth.tar/.safetensors "
                                "for PyTorch")
     p.add_argument("--model", help="variant name (default: detected from the keys and shapes)")
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     target, suffixes = DIRECTIONS[args.direction]
     if not args.dst.lower().endswith(suffixes):
         raise CheckpointError(f"{args.dst}: {args.direction} writes a {target} file ({', '.join(suffixes)})")
+    args.src = str(resolve_weights(args.src, args.model))  # a release name: its file, downloaded once
     check_destination(args.dst, force=args.force, src=args.src)
     ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle, allow_nonfinite=args.allow_nonfinite,
                            ema=args.ema)

@@ -49,8 +49,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=sorted(VARIANTS), metavar="NAME", help="variant to fine-tune (required)")
     p.add_argument("--framework", choices=("torch", "jittor", "both"), default="torch",
                    help="train in one framework, or in both side by side and compare (default %(default)s)")
-    p.add_argument("--pretrained", help="checkpoint to start from, any supported format (none: random init); "
-                                        "its classifier is replaced when the class count differs")
+    p.add_argument("--pretrained", "--checkpoint", dest="pretrained", metavar="WEIGHTS",
+                   help="the weights to start from: a file in any supported format, or a release name such as "
+                        "smlpnet_s.spach_in1k (`mlp-zoo releases list`); none: random init. Its classifier is "
+                        "replaced when the class count differs")
     p.add_argument("--data", default="digits", help="'digits' (scikit-learn's, upscaled) or an image folder with "
                                                    "one folder per class (a fixed 80/20 train/test split)")
     p.add_argument("--aug", choices=("rrc-flip", "none"), default="rrc-flip",

@@ -2,7 +2,7 @@
 """Classify images: the top-k classes with probabilities and names, in PyTorch, Jittor or both, with the
 preprocessing of the release its weights come from (``pretrained_cfg``; any key can be overridden).
 
-    python tools/predict.py photo.jpg photos/ 'more/*.png' --checkpoint mixer_b16.npz --framework both
+    python tools/predict.py photo.jpg photos/ 'more/*.png' --pretrained mixer_b16.npz --framework both
 
 Inputs are files, folders (every image below, sorted) or glob patterns. ``--framework both`` shows each
 framework's top-k, whether they agree, and the largest |probability difference| over all classes. A bad image is
@@ -35,10 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     add_model_args(p)
     p.add_argument("--topk", type=int, default=5, help="classes shown per image (default %(default)s)")
-    form = p.add_mutually_exclusive_group()
-    form.add_argument("--csv", action="store_true", help="CSV instead of a table")
-    form.add_argument("--json", action="store_true", help="JSON instead of a table")
-    p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--csv", metavar="FILE", help="also write the predictions as CSV to FILE")
+    p.add_argument("--json", metavar="FILE", help="also write the predictions (and the cfg used) as JSON to FILE")
+    p.add_argument("--output", metavar="FILE", help="write the table to FILE instead of stdout")
     args = p.parse_args(argv)
     check_args(p, args)
     if args.topk < 1:
@@ -66,7 +65,8 @@ def expand(inputs: list[str]) -> list[str]:
 
 
 def predict(args: argparse.Namespace) -> dict[str, Any]:
-    check_writable(args.output)
+    for path in (args.output, args.csv, args.json):
+        check_writable(path)
     paths = expand(args.inputs)
     if not paths:
         raise ToolError("no images given")
@@ -94,12 +94,13 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
             "cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in models.cfg.items() if k != "label_names"}}
 
 
-def formatted(result: dict[str, Any], args: argparse.Namespace) -> str:
+def formatted(result: dict[str, Any], form: str) -> str:
+    """The predictions as ``form``: "table", "csv" or "json"."""
     frameworks = result["frameworks"]
-    if args.json:
+    if form == "json":
         return json.dumps(result, indent=1) + "\n"
     out = io.StringIO()
-    if args.csv:
+    if form == "csv":
         writer = csv.writer(out)
         writer.writerow(["path", "framework", "rank", "class", "name", "prob"])
         for entry in result["predictions"]:
@@ -125,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = predict(args)
-        text = formatted(result, args)
+        for path, form in ((args.csv, "csv"), (args.json, "json")):
+            if path:
+                write_atomic_text(path, formatted(result, form))
+        text = formatted(result, "table")
         if args.output:
             write_atomic_text(args.output, text)
         else:

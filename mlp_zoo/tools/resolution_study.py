@@ -24,6 +24,7 @@ import numpy as np
 
 from mlp_zoo.tools import finetune
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
+from mlp_zoo.release_files import resolve_weights
 from mlp_zoo.training.data import StreamedData, read_source
 
 METHODS = ("pi", "interp", "fresh")
@@ -46,7 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="resolution_study_out")
-    return p.parse_args(argv)
+    p.add_argument("--pretrained", "--checkpoints", dest="pretrained", nargs="+", default=[], metavar="NAME=WEIGHTS",
+                   help="start NAME from these weights (a path, e.g. an earlier study's OUT/NAME_SIZE/NAME_torch.pth, "
+                        "or a release name), trained on --data at --train-size, instead of training it from scratch")
+    args = p.parse_args(argv)
+    bad = [w for w in args.pretrained if "=" not in w or w.split("=", 1)[0] not in args.models]
+    if bad:
+        p.error(f"--pretrained takes NAME=WEIGHTS with NAME one of --models, not {bad[0]}")
+    args.pretrained = dict(w.split("=", 1) for w in args.pretrained)
+    return args
 
 
 def accuracy(model: Any, data: str, size: int, batch: int = 64) -> float:
@@ -99,9 +108,12 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
         start = time.perf_counter()
         train_dir = out / f"{name}_{args.train_size}"
         steps = ["--steps", str(args.train_steps)] if args.train_steps else []
-        finetune.main(["--model", name, "--img-size", str(args.train_size), "--epochs", str(args.train_epochs),
-                       "--lr", str(args.train_lr), "--out", str(train_dir), *common, *steps])
-        trained[name] = str(train_dir / f"{name}_torch.pth")
+        if name in args.pretrained:
+            trained[name] = str(resolve_weights(args.pretrained[name], name))
+        else:
+            finetune.main(["--model", name, "--img-size", str(args.train_size), "--epochs", str(args.train_epochs),
+                           "--lr", str(args.train_lr), "--out", str(train_dir), *common, *steps])
+            trained[name] = str(train_dir / f"{name}_torch.pth")
         base[name] = accuracy(models_pytorch.create_model(name, pretrained=trained[name]), args.data,
                               args.train_size)
         print(f"{name}: trained at {args.train_size} px in {time.perf_counter() - start:.0f} s, "
@@ -142,12 +154,19 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    from weights_convert import CheckpointError
+
     args = parse_args(argv)
-    rows = study(args)
+    try:
+        rows = study(args)
+    except CheckpointError as e:  # weights named by --pretrained that cannot be fetched or read
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(table(rows, args))
     (Path(args.out) / "table.md").write_text(table(rows, args) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

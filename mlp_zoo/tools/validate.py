@@ -2,7 +2,7 @@
 """Measure top-1 / top-5 of a model on an ImageNet-style folder, in PyTorch, Jittor or both, with the
 preprocessing of the release its weights come from (``pretrained_cfg``; any key can be overridden).
 
-    python tools/validate.py /data/imagenet/val --checkpoint smlp_s.pth --framework both --results-file r.json
+    python tools/validate.py /data/imagenet/val --pretrained smlp_s.pth --framework both --results-file r.json
 
 The folder holds one sub-folder per class (ImageFolder order: sorted names), or is flat with ``--labels-file``
 (``name label`` per line). Class folders named like the model's classes (e.g. ImageNet synsets) are mapped to
