@@ -51,7 +51,7 @@ def expand(inputs: list[str]) -> list[str]:
     paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = walk_images(item)
+            found = list(walk_images(item))
         elif os.path.lexists(item):
             found = [item]
         elif glob.has_magic(item):
@@ -90,6 +90,8 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
             rows.append(entry)
         bar.update(len(indices))
     bar.close()
+    if not rows:  # nothing to show: an error, not an empty result with exit status 0
+        raise ToolError(f"none of the {len(paths)} input image(s) could be read ({bad.count} bad)", status=2)
     return {"model": models.name, "frameworks": frameworks, "predictions": rows, "skipped": bad.count,
             "cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in models.cfg.items() if k != "label_names"}}
 
