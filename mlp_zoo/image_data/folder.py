@@ -42,12 +42,12 @@ def walk_images(folder: str) -> Iterator[str]:
         root = heapq.heappop(pending)
         try:
             info = os.stat(root)
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
             entries = list(os.scandir(root))
         except OSError:  # unreadable or gone: os.walk skips it too
             continue
-        if (info.st_dev, info.st_ino) in seen:
-            continue
-        seen.add((info.st_dev, info.st_ino))
         names = []
         for entry in entries:
             try:
