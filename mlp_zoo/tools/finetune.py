@@ -38,7 +38,8 @@ Side by side, both frameworks start from the same weights (built in PyTorch, cop
 batches in the same order; stochastic depth must stay off (--drop-path 0), as its masks are random per framework.
 """
 
-# how a family takes an input size other than 224: as img_size=..., as it comes (all convolutions), or not at all
+# how a family takes an input size other than 224: as img_size=... (ViP: the sizes its permute MLPs can shrink to),
+# or as it comes (all convolutions)
 SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "vip": "img_size", "convmlp": None}
 RUN_ARGS = "finetune_args.json"  # the arguments of a run, read back by --resume
 
@@ -160,7 +161,7 @@ def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--img-size {args.img_size}: {e}")
     if args.data != "digits" and not os.path.isdir(args.data):
         p.error(f"--data {args.data}: no such folder (give 'digits' or a folder of class folders)")
-    if args.pretrained is not None and not os.path.isfile(args.pretrained):
+    if args.pretrained is not None and not args.resume and not os.path.isfile(args.pretrained):
         p.error(f"--pretrained {args.pretrained}: no such file")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -230,10 +231,11 @@ def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str
 
 
 def shown_accuracy(accuracy: float | None) -> str:
+    """An accuracy in %, or '-' where no test image could be read."""
     return "-" if accuracy is None else f"{accuracy:.2f}"
 
 
-def compare(runs: dict[str, Run], first: int) -> dict[str, float]:
+def compare(runs: dict[str, Run], first: int) -> dict[str, float | None]:
     a, b = np.array(runs["torch"].losses), np.array(runs["jittor"].losses)
     diff = np.abs(a - b)
     accuracies = [runs[f].accuracies[-1] for f in ("torch", "jittor")]
@@ -252,7 +254,7 @@ def plot(runs: dict[str, Run], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 2 if both else 1, figsize=(11 if both else 6, 4), squeeze=False)
     for run, style in zip(runs.values(), ("-", "--")):
         axes[0, 0].plot(np.arange(1, len(run.losses) + 1), run.losses, style,
-                        label=f"{run.framework} (test acc {shown_accuracy(run.accuracies[-1])})")
+                        label=f"{run.framework} (test acc {shown_accuracy(run.accuracies[-1])}%)")
     axes[0, 0].set(xlabel="step", ylabel="training loss", title=title)
     axes[0, 0].legend()
     if both:
