@@ -55,7 +55,8 @@ def expand(inputs: list[str]) -> list[str]:
         elif os.path.lexists(item):
             found = [item]
         elif glob.has_magic(item):
-            found = [p for p in sorted(glob.glob(item, recursive=True)) if is_image_name(p) or os.path.isfile(p)]
+            found = [p for p in sorted(glob.glob(item, recursive=True))
+                     if not os.path.isdir(p) and (is_image_name(p) or os.path.isfile(p))]  # a folder is no image
         else:
             found = [item]  # reported as a bad image (no such file), like one deleted during the run
         if not found:
