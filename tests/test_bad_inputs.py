@@ -189,7 +189,7 @@ def test_destination_problems_fail_before_reading(good, tmp_path: Path):
     r = run_convert("torch2jittor", src, tmp_path / "no_such_dir" / "o.pkl")
     assert r.returncode == 2 and "does not exist" in r.stderr
     r = run_convert("torch2jittor", src, tmp_path / "o.txt")
-    assert r.returncode == 2 and "unknown output suffix" in r.stderr or "writes a Jittor file" in r.stderr
+    assert r.returncode == 2 and ("unknown output suffix" in r.stderr or "writes a Jittor file" in r.stderr), r.stderr
     copy = tmp_path / "same.pkl"
     shutil.copy(src, copy)
     r = run_convert("torch2jittor", copy, copy, "--force")

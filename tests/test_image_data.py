@@ -277,15 +277,36 @@ def test_image_folder_order_and_odd_entries(tmp_path):
     for path in ("b/2.png", "b/10.png", "a/sub/z.jpg", "a/y.JPEG", "a/notes.txt", "c/x.webp"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(b"x")
-    (tmp_path / "a" / "dir.jpg").mkdir()
+    (tmp_path / "a" / "dir.jpg").mkdir()  # a folder, whatever its name: descended into, not an image
+    (tmp_path / "a" / "dir.jpg" / "in.png").write_bytes(b"x")
     (tmp_path / "stray.jpg").write_bytes(b"x")  # a file at the top is no class
     listing = image_folder(tmp_path)
     assert listing.classes == ["a", "b", "c"]
     rel = [(os.path.relpath(p, tmp_path), y) for p, y in listing.items]
-    assert rel == [("a/dir.jpg", 0), ("a/y.JPEG", 0), ("a/sub/z.jpg", 0), ("b/10.png", 1), ("b/2.png", 1),
+    assert rel == [("a/y.JPEG", 0), ("a/dir.jpg/in.png", 0), ("a/sub/z.jpg", 0), ("b/10.png", 1), ("b/2.png", 1),
                    ("c/x.webp", 2)]
     with pytest.raises(FolderError, match="no class folders"):
         image_folder(tmp_path / "c")
+
+
+def test_walk_streams_in_torchvision_order_and_enters_each_folder_once(tmp_path, monkeypatch):
+    from mlp_zoo.image_data import folder
+
+    for path in ("b/1.png", "b-c/2.png", "b/c/3.png", "b/c.jpg/4.png", "a.png", "b/fifo.jpg", "z/5.png"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"x")
+    (tmp_path / "b" / "fifo.jpg").unlink()
+    os.mkfifo(tmp_path / "b" / "fifo.jpg")  # not a folder: listed, to be reported bad when decoded
+    os.symlink(tmp_path / "b", tmp_path / "b" / "c" / "loop")  # a cycle: os.walk(followlinks=True) never ends
+    # torchvision's ImageFolder order: sorted(os.walk(...)) compares whole paths, so b-c/ comes between b/ and b/c/
+    expected = ["a.png", "b/1.png", "b/fifo.jpg", "b-c/2.png", "b/c/3.png", "b/c.jpg/4.png", "z/5.png"]
+    listed: list[str] = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(folder.os, "scandir", lambda p: listed.append(os.path.relpath(p, tmp_path)) or real_scandir(p))
+    walk = folder.walk_images(str(tmp_path))
+    assert os.path.relpath(next(walk), tmp_path) == "a.png" and listed == ["."]  # streamed: one folder read so far
+    assert [os.path.relpath(p, tmp_path) for p in walk] == expected[1:]
+    assert sorted(listed) == sorted([".", "b", "b-c", "b/c", "b/c.jpg", "z"])  # the loop's target read once
 
 
 def test_labelled_flat_folder(tmp_path):

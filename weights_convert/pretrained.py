@@ -17,7 +17,7 @@ from mlp_zoo.model_specs.pretrained_cfg import model_cfg
 
 from .checkpoint import read_checkpoint
 from .checks import match_state
-from .resample import RESAMPLE_OPTIONS, fit_to_size
+from .resample import RESAMPLE_OPTIONS, fit_to_size, resample_state
 
 M = TypeVar("M")
 State = dict[str, np.ndarray]
@@ -56,7 +56,10 @@ def build_with_weights(build: Callable[..., M], name: str, pretrained: bool | st
     ``model.pretrained_cfg`` is the evaluation cfg of the release detected in the file (or the one it carries).
     """
     if pretrained is None or pretrained is False:
-        model = build(**{k: v for k, v in kwargs.items() if k not in RESAMPLE_OPTIONS})
+        args = {k: v for k, v in kwargs.items() if k not in RESAMPLE_OPTIONS}
+        if variant(name).family == "vip" and "img_size" in args:  # ViP is built at a size by its segment_dims
+            args.update(resample_state(name, {}, args.pop("img_size"), built=args)[1])
+        model = build(**args)
         model.pretrained_cfg = model_cfg(name, img_size=kwargs.get("img_size"), num_classes=kwargs.get("num_classes"))
         return model
     ckpt = read_checkpoint(resolve_weights(pretrained, name), trust_pickle=trust_pickle, allow_nonfinite=allow_nonfinite, ema=ema)

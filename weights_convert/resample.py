@@ -258,6 +258,22 @@ FAMILY_RESAMPLERS: dict[str, Callable[..., tuple[State, list[str], str]] | None]
     "mixer": _mixer, "smlp": _smlp, "vip": _vip, "convmlp": None}
 
 
+def check_input_size(name: str, img_size: Any) -> None:
+    """Refuse, with a one-line CheckpointError, an input size variant ``name`` cannot be built at: Mixer needs a
+    multiple of its patch, sMLPNet of its total stride 32, ViP a size its permute MLPs can shrink to
+    (``vip_grids``); ConvMLP (convolutions only) takes any size."""
+    size = _pair(img_size, name)
+    if min(size) < 1:
+        raise CheckpointError(f"{name}: input size {size[0]}x{size[1]} must be positive")
+    family, config = variant(name).family, variant(name).config
+    if family == "mixer":
+        _grid(name, size, config["patch_size"], "the patch")
+    elif family == "smlp":
+        _grid(name, size, 4 * 2 ** (len(config["depths"]) - 1), "the total stride")
+    elif family == "vip":
+        vip_grids(name, size, {})
+
+
 def _grouped(keys: list[str]) -> str:
     """``blocks.*.mlp_tokens.fc1.weight (8)``: the changed keys with their indices folded."""
     groups: dict[str, int] = {}

@@ -2,9 +2,11 @@
 labels file. Only names are listed; nothing is opened, so a bad entry is reported when it is decoded."""
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from weights_convert.escaping import shown
 
@@ -28,16 +30,35 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def walk_images(folder: str) -> list[str]:
-    """Image names under ``folder``, as torchvision's ImageFolder orders them (``sorted(os.walk(...))``, names
-    sorted within a folder, links followed). An entry named like an image that is not a file (a directory, a
-    FIFO) is listed too, to be reported as a bad image rather than silently skipped or descended into."""
-    found = []
-    for root, dirs, files in sorted(os.walk(folder, followlinks=True)):
-        named = [d for d in dirs if is_image_name(d)]
-        dirs[:] = [d for d in dirs if not is_image_name(d)]
-        found += [os.path.join(root, f) for f in sorted(files + named) if is_image_name(f)]
-    return found
+def walk_images(folder: str) -> Iterator[str]:
+    """Image names under ``folder``, streamed in torchvision's ImageFolder order (``sorted(os.walk(folder,
+    followlinks=True))``: folders by their path as a string, names sorted within a folder) without walking the
+    tree first: the pending folders wait in a heap, whose smallest path is always the next in that order (every
+    unlisted folder is below a pending one, which sorts before it). A folder is a folder whatever its name (one
+    named ``x.jpg`` is descended into, not listed) and is listed once, however many links lead to it; any other
+    entry named like an image (a file, a FIFO, a dangling link) is listed, to be reported when it is decoded."""
+    pending, seen = [folder], set()
+    while pending:
+        root = heapq.heappop(pending)
+        try:
+            info = os.stat(root)
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            entries = list(os.scandir(root))
+        except OSError:  # unreadable or gone: os.walk skips it too
+            continue
+        names = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                heapq.heappush(pending, os.path.join(root, entry.name))
+            elif is_image_name(entry.name):
+                names.append(entry.name)
+        yield from (os.path.join(root, name) for name in sorted(names))
 
 
 def image_folder(root: str | os.PathLike) -> Listing:
@@ -45,7 +66,7 @@ def image_folder(root: str | os.PathLike) -> Listing:
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FolderError(f"{shown(root)}: not a folder")
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not is_image_name(e.name))
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
     if not classes:
         raise FolderError(f"{shown(root)}: no class folders (expected {shown(root)}/<class>/<image>; "
                           f"for a flat folder give a labels file)")

@@ -23,7 +23,7 @@ from mlp_zoo.image_data import BadImage, class_names, eval_transform, load_rgb, 
 from mlp_zoo.image_data.transforms import CROP_MODES, FILTERS
 
 FRAMEWORKS = ("torch", "jittor")
-SIZE_ARGUMENT = {"mixer": True, "smlp": True, "convmlp": False, "vip": False}  # families built with img_size=...
+SIZE_ARGUMENT = {"mixer": True, "smlp": True, "convmlp": False, "vip": True}  # families built with img_size=...
 
 
 class ToolError(Exception):
@@ -62,6 +62,17 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("give --model, --pretrained, or both")
     if args.batch_size < 1 or args.workers < 0:
         p.error("--batch-size must be >= 1 and --workers >= 0")
+    if args.img_size is not None:
+        from mlp_zoo.model_specs import VARIANTS
+        from weights_convert.resample import check_input_size
+
+        if args.img_size < 1:
+            p.error(f"--img-size {args.img_size}: must be >= 1")
+        if args.model in VARIANTS:
+            try:
+                check_input_size(args.model, args.img_size)
+            except ValueError as e:
+                p.error(f"--img-size {args.img_size}: {e}")
     if args.crop_pct is not None and not 0 < args.crop_pct <= 4:
         p.error("--crop-pct must be in (0, 4]")
     if args.std is not None and min(args.std) <= 0:
@@ -116,10 +127,14 @@ def load_models(args: argparse.Namespace) -> Models:
             raise ToolError(f"unknown model {escaped(name)}; known: {', '.join(sorted(VARIANTS))}")
         kwargs: dict[str, Any] = {}
         if args.img_size is not None:
+            from weights_convert.resample import check_input_size
+
+            try:  # the model detected from --checkpoint, checked as --model is at parse time
+                check_input_size(name, args.img_size)
+            except ValueError as e:
+                raise ToolError(f"--img-size {args.img_size}: {e}", status=2) from None
             if SIZE_ARGUMENT[VARIANTS[name].family]:
                 kwargs["img_size"] = args.img_size
-            elif VARIANTS[name].family == "vip" and args.img_size != 224:
-                raise ToolError(f"{name} takes 224x224 input only (its token mixing is tied to that grid)")
         wanted = FRAMEWORKS if args.framework == "both" else (args.framework,)
         models = Models(name, {})
         state = None
@@ -299,6 +314,7 @@ def write_atomic_text(path: str, text: str) -> None:
     except OSError as e:
         raise ToolError(f"{escaped(path)}: cannot write ({e.strerror or e})") from None
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 is for secrets: an output gets open()'s mode
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -307,6 +323,12 @@ def write_atomic_text(path: str, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def check_writable(path: str | None) -> None:
@@ -320,7 +342,27 @@ def check_writable(path: str | None) -> None:
         raise ToolError(f"{escaped(path)}: folder {escaped(folder)} does not exist or is not writable")
 
 
+class LineProgress:
+    """Progress as plain lines, for output that is not a terminal (CI logs, files): one per ``every`` images
+    and one at the end, instead of a bar's redrawn frames."""
+
+    def __init__(self, total: int, desc: str, every: int = 1000):
+        self.total, self.desc, self.every, self.done = total, desc, every, 0
+
+    def update(self, n: int) -> None:
+        before, self.done = self.done, self.done + n
+        if self.done // self.every > before // self.every:
+            print(f"{self.desc}: {self.done}/{self.total} images", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.done % self.every and self.total >= self.every:
+            print(f"{self.desc}: {self.done}/{self.total} images", file=sys.stderr, flush=True)
+
+
 def progress(total: int, desc: str) -> Any:
+    """A tqdm bar on a terminal; elsewhere a line per thousand images (``LineProgress``)."""
+    if not sys.stderr.isatty():
+        return LineProgress(total, desc)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True, disable=total < 64)

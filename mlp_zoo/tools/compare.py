@@ -375,6 +375,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--pretrained takes NAME=PATH, NAME=RELEASE or a release name, not {bad[0]}")
     if args.runs < 1 or args.warmup < 0 or args.batch < 1:
         p.error("--runs and --batch must be >= 1, --warmup >= 0")
+    if args.limit is not None and args.limit < 1:
+        p.error(f"--limit {args.limit}: must be >= 1")
+    from mlp_zoo.model_specs import VARIANTS
+    from weights_convert.resample import check_input_size
+
+    for name in [m for m in args.models or default_models() if m in VARIANTS]:  # unknown names: main says so
+        try:
+            check_input_size(name, args.img_size)
+        except ValueError as e:
+            p.error(f"--img-size {args.img_size}: {e}")
     return args
 
 

@@ -26,7 +26,7 @@ from mlp_zoo.model_specs import VARIANTS, variant
 from mlp_zoo.model_specs.pretrained_cfg import KEYS as CFG_KEYS, pretrained_cfg
 from mlp_zoo.training.data import StreamedData, read_source
 from mlp_zoo.training.loop import Run, train
-from mlp_zoo.training.plan import batch_plan  # noqa: E402,F401 (part of this tool's interface)
+from mlp_zoo.training.plan import Layout, steps_per_epoch
 
 JITTOR_CONVENTIONS = """\
 Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
@@ -38,8 +38,9 @@ Side by side, both frameworks start from the same weights (built in PyTorch, cop
 batches in the same order; stochastic depth must stay off (--drop-path 0), as its masks are random per framework.
 """
 
-# how a family takes an input size other than 224: as img_size=..., as it comes (all convolutions), or not at all
-SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "convmlp": None}
+# how a family takes an input size other than 224: as img_size=... (ViP: the sizes its permute MLPs can shrink to),
+# or as it comes (all convolutions)
+SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "vip": "img_size", "convmlp": None}
 RUN_ARGS = "finetune_args.json"  # the arguments of a run, read back by --resume
 
 
@@ -60,8 +61,9 @@ def parser() -> argparse.ArgumentParser:
                         "interpolation) + horizontal flip, or none (the evaluation transform); default %(default)s")
     p.add_argument("--workers", type=int, default=2,
                    help="processes decoding and augmenting images (0: in the training process); default %(default)s")
-    p.add_argument("--img-size", type=int, default=224, help="input size (default 224, the models' own; ViP needs "
-                                                             "224, Mixer a multiple of its patch, sMLPNet of 32)")
+    p.add_argument("--img-size", type=int, default=224, help="input size (default 224, the models' own; Mixer "
+                                                             "takes a multiple of its patch, sMLPNet of 32, ViP "
+                                                             "the sizes docs/resolution.md lists, ConvMLP any)")
     p.add_argument("--epochs", type=int, default=1, help="test accuracy is reported after each (default 1)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="global batch of one forward/backward over all processes (default %(default)s); "
@@ -71,7 +73,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="stop after this many optimizer steps in all")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw", help="default %(default)s")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default %(default)g)")
-    p.add_argument("--warmup-steps", type=int, default=0, help="linear warmup steps, then cosine decay")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear warmup steps, overlapping the cosine decay "
+                                                               "(timm's schedule: training/schedule.py)")
+    p.add_argument("--warmup-lr", type=float, default=1e-5,
+                   help="learning rate of the first warmup step (default %(default)g, timm's --warmup-lr)")
     p.add_argument("--min-lr", type=float, default=None,
                    help="where the cosine ends (default: no decay, a constant --lr after the warmup)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
@@ -106,9 +111,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         saved = Path(args.resume) / RUN_ARGS
         if not saved.exists():
             p.error(f"--resume {args.resume}: no {RUN_ARGS} there (not the OUT folder of a run)")
-        args = argparse.Namespace(**{**json.loads(saved.read_text()), "resume": args.resume, "out": args.resume})
+        try:
+            recorded = json.loads(saved.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            p.error(f"--resume {args.resume}: {saved} cannot be read ({e})")
+        # options added since the run started take their defaults
+        args = argparse.Namespace(**{**vars(p.parse_args([])), **recorded, "resume": args.resume,
+                                     "out": args.resume})
     if not args.model:
         p.error("--model is required")
+    check_options(p, args)
     if args.framework == "both" and args.drop_path:
         p.error("--framework both needs --drop-path 0: each framework draws its own stochastic-depth masks")
     if args.min_lr is None:
@@ -120,12 +132,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every option's value, before anything is read or written: one line naming the option, exit status 2."""
+    from weights_convert.resample import check_input_size
+
+    at_least = {"img_size": 1, "epochs": 1, "batch_size": 1, "accum_steps": 1, "steps": 1, "workers": 0,
+                "warmup_steps": 0, "save_every": 0, "log_every": 1, "compare_steps": 1}
+    for key, low in at_least.items():
+        value = getattr(args, key)
+        if value is not None and value < low:
+            p.error(f"--{key.replace('_', '-')} {value}: must be >= {low}")
+    for key in ("lr", "warmup_lr", "min_lr", "momentum", "weight_decay", "label_smoothing", "clip_grad",
+                "ema_decay", "drop_path"):
+        value = getattr(args, key)
+        if value is not None and not np.isfinite(value):
+            p.error(f"--{key.replace('_', '-')} {value}: must be a finite number")
+    if args.lr <= 0:
+        p.error(f"--lr {args.lr:g}: must be > 0")
+    for key in ("warmup_lr", "min_lr", "momentum", "weight_decay"):
+        if getattr(args, key) is not None and getattr(args, key) < 0:
+            p.error(f"--{key.replace('_', '-')} {getattr(args, key):g}: must be >= 0")
+    for key in ("label_smoothing", "ema_decay", "drop_path"):
+        if not 0 <= getattr(args, key) < 1:
+            p.error(f"--{key.replace('_', '-')} {getattr(args, key):g}: must be in [0, 1)")
+    if args.clip_grad is not None and args.clip_grad <= 0:
+        p.error(f"--clip-grad {args.clip_grad:g}: must be > 0")
+    try:
+        check_input_size(args.model, args.img_size)
+    except ValueError as e:
+        p.error(f"--img-size {args.img_size}: {e}")
+    if args.data != "digits" and not os.path.isdir(args.data):
+        p.error(f"--data {args.data}: no such folder (give 'digits' or a folder of class folders)")
+    if args.pretrained is not None and not args.resume and not os.path.isfile(args.pretrained):
+        p.error(f"--pretrained {args.pretrained}: no such file")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {args.out}: exists and is not a folder")
+    parent = next(q for q in [out, *out.absolute().parents] if q.exists())
+    if not os.access(parent, os.W_OK):
+        p.error(f"--out {args.out}: {parent} is not writable")
+
+
+def fail(message: str) -> SystemExit:
+    """An ordinary mistake found after parsing (an empty folder, a bad checkpoint): argparse's one line."""
+    print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
 def model_kwargs(name: str, img_size: int, num_classes: int, drop_path: float) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"num_classes": num_classes, "drop_path_rate": drop_path}
     family = variant(name).family
-    if img_size != 224 and family not in SIZE_ARGUMENT:
-        raise ValueError(f"{name} takes 224x224 input only (its token mixing is tied to that grid)")
-    if SIZE_ARGUMENT.get(family):  # always: a pretrained file of another size is resampled to this one
+    if SIZE_ARGUMENT[family]:  # always: a pretrained file of another size is resampled to this one
         kwargs[SIZE_ARGUMENT[family]] = img_size
     return kwargs
 
@@ -175,12 +232,18 @@ def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str
     return trainers
 
 
-def compare(runs: dict[str, Run], first: int) -> dict[str, float]:
+def shown_accuracy(accuracy: float | None) -> str:
+    """An accuracy in %, or '-' where no test image could be read."""
+    return "-" if accuracy is None else f"{accuracy:.2f}"
+
+
+def compare(runs: dict[str, Run], first: int) -> dict[str, float | None]:
     a, b = np.array(runs["torch"].losses), np.array(runs["jittor"].losses)
     diff = np.abs(a - b)
+    accuracies = [runs[f].accuracies[-1] for f in ("torch", "jittor")]
     return {"compare_steps": min(first, len(diff)), "max_abs_diff_first": float(diff[:first].max()),
             "max_abs_diff_all": float(diff.max()), "steps": len(diff),
-            "accuracy_diff": abs(runs["torch"].accuracies[-1] - runs["jittor"].accuracies[-1])}
+            "accuracy_diff": None if None in accuracies else abs(accuracies[0] - accuracies[1])}
 
 
 def plot(runs: dict[str, Run], path: Path, title: str) -> None:
@@ -193,7 +256,7 @@ def plot(runs: dict[str, Run], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 2 if both else 1, figsize=(11 if both else 6, 4), squeeze=False)
     for run, style in zip(runs.values(), ("-", "--")):
         axes[0, 0].plot(np.arange(1, len(run.losses) + 1), run.losses, style,
-                        label=f"{run.framework} (test acc {run.accuracies[-1]:.2f}%)")
+                        label=f"{run.framework} (test acc {shown_accuracy(run.accuracies[-1])}%)")
     axes[0, 0].set(xlabel="step", ylabel="training loss", title=title)
     axes[0, 0].legend()
     if both:
@@ -211,13 +274,13 @@ def report(args: argparse.Namespace, runs: dict[str, Run], out: Path) -> dict[st
     print("|---|---|---|---|---|---|---|")
     for run in runs.values():
         print(f"| {run.framework} | {len(run.losses)} | {run.losses[-1]:.4f} | "
-              f"{', '.join(f'{a:.2f}' for a in run.accuracies)} | "
-              f"{', '.join(f'{a:.2f}' for a in run.ema_accuracies) or '-'} | {run.seconds:.1f} | {run.checkpoint} |")
+              f"{', '.join(map(shown_accuracy, run.accuracies))} | "
+              f"{', '.join(map(shown_accuracy, run.ema_accuracies)) or '-'} | {run.seconds:.1f} | {run.checkpoint} |")
     if len(runs) == 2:
         result["comparison"] = c = compare(runs, args.compare_steps)
         print(f"max |loss torch - loss jittor|: {c['max_abs_diff_first']:.2e} over the first {c['compare_steps']} "
               f"steps, {c['max_abs_diff_all']:.2e} over all {c['steps']}; accuracy difference "
-              f"{c['accuracy_diff']:.2f} points")
+              + ("-" if c["accuracy_diff"] is None else f"{c['accuracy_diff']:.2f} points"))
     if args.plot:
         plot(runs, out / "loss_curves.png", f"{args.model} on {args.data}, {args.img_size}px, {args.optimizer}")
     (out / "finetune.json").write_text(json.dumps(result, indent=1))
@@ -225,15 +288,31 @@ def report(args: argparse.Namespace, runs: dict[str, Run], out: Path) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from mlp_zoo.image_data.folder import FolderError
+    from weights_convert import CheckpointError
+
     args = parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    source, labels, classes, cfg_override = read_source(args.data, args.img_size)
+    try:
+        source, labels, classes, cfg_override = read_source(args.data, args.img_size)
+    except FolderError as e:
+        raise fail(f"--data {e}") from None
     kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
-    trainers = build_trainers(args, kwargs)
-    cfg = training_cfg(next(iter(trainers.values())).model, args, classes, cfg_override)
+    try:
+        trainers = build_trainers(args, kwargs)
+    except CheckpointError as e:
+        raise fail(f"--pretrained {e}") from None
+    first = next(iter(trainers.values()))
+    cfg = training_cfg(first.model, args, classes, cfg_override)
     data = StreamedData(source, labels, classes, cfg, args.seed, args.aug != "none", args.workers)
-    rank = next(iter(trainers.values())).rank
+    if first.world_size > 1 and args.batch_size % first.world_size:
+        raise fail(f"--batch-size {args.batch_size}: must be a multiple of the {first.world_size} processes")
+    layout = Layout(args.batch_size, args.accum_steps, first.world_size)
+    if steps_per_epoch(len(data.train), layout) == 0:
+        raise fail(f"--data {args.data}: its {len(data.train)} training images make no step of "
+                   f"--batch-size {args.batch_size} x --accum-steps {args.accum_steps} = {layout.samples_per_step}")
+    rank = first.rank
+    out.mkdir(parents=True, exist_ok=True)  # nothing is written before every check above passed
     if rank == 0:
         if not args.resume:
             (out / RUN_ARGS).write_text(json.dumps(vars(args), indent=1))

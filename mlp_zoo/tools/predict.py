@@ -50,11 +50,12 @@ def expand(inputs: list[str]) -> list[str]:
     paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = walk_images(item)
+            found = list(walk_images(item))
         elif os.path.lexists(item):
             found = [item]
         elif glob.has_magic(item):
-            found = [p for p in sorted(glob.glob(item, recursive=True)) if is_image_name(p) or os.path.isfile(p)]
+            found = [p for p in sorted(glob.glob(item, recursive=True))
+                     if not os.path.isdir(p) and (is_image_name(p) or os.path.isfile(p))]  # a folder is no image
         else:
             found = [item]  # reported as a bad image (no such file), like one deleted during the run
         if not found:
@@ -90,6 +91,8 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
             rows.append(entry)
         bar.update(len(indices))
     bar.close()
+    if not rows:  # nothing to show: an error, not an empty result with exit status 0
+        raise ToolError(f"none of the {len(paths)} input image(s) could be read ({bad.count} bad)", status=2)
     return {"model": models.name, "frameworks": frameworks, "predictions": rows, "skipped": bad.count,
             "cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in models.cfg.items() if k != "label_names"}}
 

@@ -41,8 +41,8 @@ class Run:
 
     framework: str
     losses: list[float] = field(default_factory=list)
-    accuracies: list[float] = field(default_factory=list)
-    ema_accuracies: list[float] = field(default_factory=list)
+    accuracies: list[float | None] = field(default_factory=list)  # None: no test image could be read
+    ema_accuracies: list[float | None] = field(default_factory=list)
     seconds: float = 0.0
     checkpoint: str = ""
     ema_checkpoint: str = ""
@@ -56,14 +56,25 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def evaluate(trainer: Any, data: Data, batch_size: int, ema: bool) -> tuple[float, list[int]]:
-    """Test accuracy in % and the predicted classes, over the test images that decode."""
+def evaluate(trainer: Any, data: Data, batch_size: int, ema: bool) -> tuple[float | None, list[int]]:
+    """Test accuracy in % and the predicted classes, over the test images that decode; None when none does
+    (an empty or all-bad test split has no accuracy, rather than 0%)."""
     predictions, correct = [], 0
     for x, y, n in data.test_batches(batch_size):
         p = trainer.predict(x, ema)[:n]
         correct += int((p == y[:n]).sum())
         predictions += [int(c) for c in p]
-    return 100.0 * correct / max(len(predictions), 1), predictions
+    return (100.0 * correct / len(predictions) if predictions else None), predictions
+
+
+def accuracy_line(framework: str, epoch: int, accuracy: float | None, ema: float | None, images: int,
+                  split: int) -> str:
+    """``<framework> epoch N: test accuracy A% (n images)``, naming the bad images left out of the count."""
+    if accuracy is None:
+        return (f"{framework} epoch {epoch}: no test accuracy (" + (f"none of the {split} test images could be "
+                f"read)" if split else "the test split is empty)"))
+    return (f"{framework} epoch {epoch}: test accuracy {accuracy:.2f}%" + (f", EMA {ema:.2f}%" if ema is not None
+            else "") + f" ({images} images" + (f", {split - images} bad left out)" if split > images else ")"))
 
 
 def planned_steps(first: int, total: int, per_epoch: int, train: np.ndarray, seed: int, layout: Layout,
@@ -94,7 +105,7 @@ def train(trainer: Any, data: Data, args: Any, out: Path) -> Run:
     start, seconds_before = time.perf_counter(), run.seconds
     steps = planned_steps(first, total, per_epoch, data.train, args.seed, layout, rank)
     for (step, epoch), batches in data.train_batches(((s, e), e, shards) for s, e, shards in steps):
-        lr = learning_rate(step, args.lr, total, args.warmup_steps, args.min_lr)
+        lr = learning_rate(step, args.lr, total, args.warmup_steps, args.min_lr, args.warmup_lr)
         trainer.seed_step(step_seed(args.seed, step, rank))
         loss = 0.0
         for i, (x, y) in enumerate(batches):
@@ -115,9 +126,8 @@ def train(trainer: Any, data: Data, args: Any, out: Path) -> Run:
             run.accuracies.append(acc)
             if args.ema_decay:
                 run.ema_accuracies.append(evaluate(trainer, data, args.batch_size, ema=True)[0])
-            print(f"{trainer.framework} epoch {epoch + 1}: test accuracy {run.accuracies[-1]:.2f}%"
-                  + (f", EMA {run.ema_accuracies[-1]:.2f}%" if args.ema_decay else "")
-                  + f" ({len(data.test)} images)", file=sys.stderr, flush=True)
+            print(accuracy_line(trainer.framework, epoch + 1, acc, run.ema_accuracies[-1] if args.ema_decay
+                                else None, len(run.test_predictions), len(data.test)), file=sys.stderr, flush=True)
         if rank == 0 and (epoch_done or (args.save_every and step % args.save_every == 0)):
             run.skipped_images = sorted(data.bad)
             run.seconds = seconds_before + time.perf_counter() - start

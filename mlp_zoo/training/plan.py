@@ -50,16 +50,3 @@ def step_indices(order: np.ndarray, step_in_epoch: int, layout: Layout) -> np.nd
 def total_steps(n: int, layout: Layout, epochs: int, steps: int | None) -> int:
     total = steps_per_epoch(n, layout) * epochs
     return total if steps is None else min(total, steps)
-
-
-def batch_plan(n_train: int, batch_size: int, epochs: int, steps: int | None, seed: int) -> list[list[np.ndarray]]:
-    """Positions (into the training set) of every step's global batch, per epoch, in one process."""
-    layout, left, plan = Layout(batch_size), total_steps(n_train, Layout(batch_size), epochs, steps), []
-    for epoch in range(epochs):
-        order = epoch_order(n_train, seed, epoch)
-        count = min(left, steps_per_epoch(n_train, layout))
-        plan.append([step_indices(order, i, layout) for i in range(count)])
-        left -= count
-        if left <= 0:
-            break
-    return plan
