@@ -208,12 +208,17 @@ def test_exceptions_are_few_and_current():
 
 
 def _copy_of_clone(dest: Path) -> Path:
-    """The clone's files (tracked and new, as git lists them) with `.venv` pointing at this interpreter's venv."""
+    """The clone's files, tracked and new, as git lists them (no `.venv`: see ``_venv_resolved``)."""
     for f in clone_files():
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         (dest / f).write_bytes((ROOT / f).read_bytes())
-    (dest / ".venv").symlink_to(sys.prefix, target_is_directory=True)
     return dest
+
+
+def _venv_resolved(command: str) -> str:
+    """``.venv/bin/X`` as this interpreter's venv, by the same path: Jittor keys its compiled core by the path it
+    is imported from, so a venv reached through another path (a link in the copy) would compile it again."""
+    return re.sub(r"(?<![\w./-])\.venv/bin/", f"{sys.prefix}/bin/", command)
 
 
 class _StandIns:
@@ -238,9 +243,9 @@ def _mentions(text: str, name: str) -> bool:
 
 def _run_block(block: Block, cwd: Path, env: dict[str, str]) -> None:
     if block.lang == "python":
-        cmd, shown = [str(cwd / ".venv" / "bin" / "python"), "-c", block.code], block.code
+        cmd, shown = [sys.executable, "-c", block.code], block.code
     else:
-        shown = small(block.code)
+        shown = _venv_resolved(small(block.code))
         trap = 'trap \'echo "doc example: failed: $BASH_COMMAND" >&2\' ERR\n'
         cmd = ["bash", "-eo", "pipefail", "-c", trap + shown]
     try:
@@ -277,3 +282,21 @@ def test_examples_run(file, tmp_path):
         env["MLPZOO_MIRROR"] = url
         for block in runnable:
             _run_block(block, work, env)
+
+
+def test_a_failing_block_names_its_page_block_and_command(tmp_path):
+    """The message a merged doc example gets when it breaks: the page, the block, the failing command, its stderr."""
+    block = Block("docs/example.md", 12, 3, "bash", "true\nls no_such_file.pth\necho never\n")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        _run_block(block, tmp_path, dict(os.environ))
+    message = str(failed.value)
+    assert "docs/example.md, block 3 (```bash at line 12) exited 2" in message
+    assert "failed: ls no_such_file.pth" in message and "No such file or directory" in message
+
+
+def test_small_settings_shorten_commands_and_keep_the_rest():
+    assert small(".venv/bin/mlp-zoo compare --models smlpnet_t --batch 8 --json r.json  # a note\n") == \
+        ".venv/bin/mlp-zoo compare --warmup 0 --runs 1 --models smlpnet_t --batch 2 --json r.json # a note\n"
+    assert small(".venv/bin/python tools/finetune.py --model mixer_s32 \\\n    --steps 60 --batch-size 32\n") == \
+        ".venv/bin/python tools/finetune.py --model mixer_s32      --steps 60 --batch-size 4\n"
+    assert small(".venv/bin/mlp-zoo finetune --help\nls\n") == ".venv/bin/mlp-zoo finetune --help\nls\n"
