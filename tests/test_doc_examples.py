@@ -128,6 +128,7 @@ SMALL_SETTINGS: list[tuple[str, str, str]] = [
     (r"(compare(?:\.py)?)(?=\s|$)(?!.*--warmup)", r"\1 --warmup 0", "compare: no untimed warm-up calls"),
     (r"--batch \d+", "--batch 2", "compare: batch 2"),
     (r"(compare(?:\.py)?)(?=\s|$)(?!.*--batch )", r"\1 --batch 2", "compare: batch 2"),
+    (r"--steps \d+", "--steps 2", "finetune: two optimizer steps"),
     (r"(finetune(?:\.py)?)(?=\s)(?!.*--steps)", r"\1 --steps 2", "finetune: two optimizer steps"),
     (r"--batch-size \d+", "--batch-size 4", "finetune: batch 4"),
     (r"(resolution[-_]study(?:\.py)?)(?=\s|$)", r"\1 --train-steps 2 --finetune-steps 2",
@@ -298,5 +299,5 @@ def test_small_settings_shorten_commands_and_keep_the_rest():
     assert small(".venv/bin/mlp-zoo compare --models smlpnet_t --batch 8 --json r.json  # a note\n") == \
         ".venv/bin/mlp-zoo compare --warmup 0 --runs 1 --models smlpnet_t --batch 2 --json r.json # a note\n"
     assert small(".venv/bin/python tools/finetune.py --model mixer_s32 \\\n    --steps 60 --batch-size 32\n") == \
-        ".venv/bin/python tools/finetune.py --model mixer_s32      --steps 60 --batch-size 4\n"
+        ".venv/bin/python tools/finetune.py --model mixer_s32      --steps 2 --batch-size 4\n"
     assert small(".venv/bin/mlp-zoo finetune --help\nls\n") == ".venv/bin/mlp-zoo finetune --help\nls\n"
