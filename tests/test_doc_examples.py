@@ -140,6 +140,8 @@ SMALL_SETTINGS: list[tuple[str, str, str]] = [
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("README.md", "make demo   # the main job"): "creates .venv and runs the whole test suite, this test among it",
     ("docs/setup.md", "make demo   # the main job"): "creates .venv and runs the whole test suite, this test among it",
+    ("README.md", "pip install .                                                  # or, without a clone:"):
+        "installs into the environment; tests/test_package.py installs the wheel into a fresh venv instead",
     ("docs/cuda.md", "make gpu-wheels   # where there is internet: numpy 1.26 (cp312), Jittor's wheel, einops, "
                      "pytest... into wheels/gpu/"): "needs the internet, then a machine with an NVIDIA GPU",
 }
