@@ -25,6 +25,13 @@ def run_convert(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(CONVERT), *map(str, args)], capture_output=True, text=True)
 
 
+def clone_files() -> list[str]:
+    """The clone's files as git lists them, tracked and new, not what .gitignore keeps out (.venv, build/)."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(f for f in out.split("\0") if f and (ROOT / f).is_file())
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

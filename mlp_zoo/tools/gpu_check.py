@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Every CUDA check of the zoo on a machine with an NVIDIA GPU, summed up in one table.
 
-  python tools/gpu_check.py [--models NAME ...] [--batch N] [--out PATH]
+  python -m mlp_zoo.tools.gpu_check [--models NAME ...] [--batch N] [--out PATH]
 
 (``make test-cuda`` runs it through tools/gpu_check.sh, which first installs what it needs offline.)
 
