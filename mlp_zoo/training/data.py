@@ -1,7 +1,8 @@
 """Training and test batches for the loop, streamed: an image is decoded, augmented and normalised in worker
 processes (``image_data.stream``: ordered, at most ``queue`` images in flight) only when a step needs it, so memory
 does not grow with the number of images. The same code serves an image folder (listed once, nothing opened up
-front) and an in-memory data set (scikit-learn's digits). A bad image is named, counted and left out of its batch.
+front) and an in-memory data set (scikit-learn's digits). A bad image is named, counted and left out of its batch;
+a shard left with none is an empty batch, which the loop still steps with.
 
 Augmentation (``image_data.train_transforms``) is drawn per (seed, epoch, image index): both frameworks, every
 rank and a resumed run see the same pixels for the same step."""
@@ -95,8 +96,8 @@ class StreamedData:
                 self._skip(value)
             else:
                 good.append((index, value))
-        if not good:
-            raise RuntimeError(f"every image of a batch is bad: {', '.join(v.path for _, v in results)[:500]}")
+        if not good:  # an empty shard: it still takes its part in the step (training.loop)
+            return np.zeros((0, *self.cfg["input_size"]), np.float32), np.zeros(0, np.int64)
         return (np.stack([v for _, v in good]),
                 self.labels[np.array([i for i, _ in good])].astype(np.int64))
 
