@@ -46,6 +46,7 @@ batches in the same order; stochastic depth must stay off (--drop-path 0), as it
 # how a family takes an input size other than 224: as img_size=..., as it comes (all convolutions), or not at all
 SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "convmlp": None}
 RUN_ARGS = "finetune_args.json"  # the arguments of a run, read back by --resume
+LISTING = "image_paths.bin"  # the image folder's paths, mapped by every process (image_data.path_store)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _run(args: argparse.Namespace, preemption: Preemption) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    source, labels, classes, cfg_override = read_source(args.data, args.img_size)
+    source, labels, classes, cfg_override = read_source(args.data, args.img_size, out / LISTING)
     kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
     trainers = build_trainers(args, kwargs)
     # the cfg a resumed run normalises with is the one its first part recorded (the pretrained file may be gone)

@@ -44,7 +44,7 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> None:
         os.close(fd)
 
 
-TEMPORARY = re.compile(r"\.(?:checkpoint_\w+|.+_(?:torch|jittor)(?:_ema)?)\.tmp-(?P<host>.+)-(?P<pid>\d+)\.(?:pth|pkl)")
+TEMPORARY = re.compile(r"\..+\.tmp-(?P<host>.+)-(?P<pid>\d+)\.\w+")  # write_atomically's names
 
 
 def _alive(pid: int) -> bool:

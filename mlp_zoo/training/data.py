@@ -9,13 +9,16 @@ rank and a resumed run see the same pixels for the same step."""
 from __future__ import annotations
 
 import sys
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from mlp_zoo.image_data.decode import BadImage, load_rgb
+from mlp_zoo.image_data.path_store import PathStore
 from mlp_zoo.image_data.stream import stream
 from mlp_zoo.image_data.train_transforms import sample_rng, train_transform
 from mlp_zoo.image_data.transforms import eval_transform
@@ -25,9 +28,9 @@ SPLIT_SEED = 0  # the train/test split never changes with the training seed
 
 @dataclass
 class FolderSource:
-    """Images by index from a list of paths (decoded with image_data's checks)."""
+    """Images by index from a store of paths (decoded with image_data's checks)."""
 
-    paths: list[str]
+    paths: PathStore
 
     def open(self, index: int) -> Any:
         return load_rgb(self.paths[index])
@@ -137,9 +140,10 @@ class StreamedData:
             yield (*self._stack(batch + [batch[0]] * (batch_size - n)), n)
 
 
-def read_source(source: str, size: int) -> tuple[FolderSource | ArraySource, np.ndarray, list[str], dict[str, Any]]:
+def read_source(source: str, size: int, listing: Path
+                ) -> tuple[FolderSource | ArraySource, np.ndarray, list[str], dict[str, Any]]:
     """``digits`` (scikit-learn's, upscaled in memory) or an image folder with one folder per class, listed now
-    (nothing opened) and read as training goes: (source, labels, class names, what the cfg must say about the
+    into the ``PathStore`` file ``listing`` (nothing opened) and read as training goes: (source, labels, class names, what the cfg must say about the
     pixels as stored)."""
     if source == "digits":
         from mlp_zoo.image_data.datasets import digits
@@ -148,8 +152,17 @@ def read_source(source: str, size: int) -> tuple[FolderSource | ArraySource, np.
         # already at the input size (resized bilinearly, uncropped)
         return (ArraySource(data.images), data.labels, data.classes,
                 {"crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear"})
-    from mlp_zoo.image_data.folder import image_folder
+    from mlp_zoo.image_data.folder import FolderError, class_folders, image_folder_items
 
-    listing = image_folder(source)
-    return (FolderSource([p for p, _ in listing.items]),
-            np.array([label for _, label in listing.items], dtype=np.int64), listing.classes, {})
+    root, classes = class_folders(source)
+    labels = array("q")
+
+    def paths() -> Iterator[str]:
+        for path, label in image_folder_items(root, classes):
+            labels.append(label)
+            yield path
+
+    store = PathStore.write(listing, paths())  # never a list of every path in any process
+    if not len(store):
+        raise FolderError(f"{root}: no images in its {len(classes)} class folders")
+    return FolderSource(store), np.frombuffer(labels.tobytes(), np.int64).copy(), classes, {}
