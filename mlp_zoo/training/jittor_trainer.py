@@ -4,6 +4,7 @@ mpirun it averages gradients across ranks and starts from rank 0's weights), Jit
 unpickler, as PyTorch's with ``weights_only=True``)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from mlp_zoo.training.checkpoint import write_atomically
+from mlp_zoo.training.jittor_sync_batchnorm import blank_batch, synchronise_batchnorm
 
 
 class JittorTrainer:
@@ -25,6 +27,8 @@ class JittorTrainer:
     def __init__(self, model: nn.Module, args: Any) -> None:
         self.args, self.model = args, model
         self.world_size, self.rank = (jt.world_size, jt.rank) if jt.in_mpi else (1, 0)
+        # BatchNorm statistics of the global batch, as DDP's side does with torch_sync_batchnorm
+        self.synced_norms = synchronise_batchnorm(model) if self.world_size > 1 else 0
         if args.amp:
             if not jt.has_cuda or args.device == "cpu":
                 raise SystemExit("--amp in Jittor: auto_mixed_precision_level acts on CUDA only (on the CPU Jittor "
@@ -57,8 +61,11 @@ class JittorTrainer:
     def forward_backward(self, x: np.ndarray, y: np.ndarray, scale: float, last: bool = True) -> float:
         """Add the gradient of this micro-batch's summed loss times ``scale``; the optimizer averages across
         ranks at the step. Returns the summed loss, unscaled."""
-        loss = self._loss(self.model(jt.array(x)), jt.array(y))
+        with blank_batch() if scale == 0 else contextlib.nullcontext():  # an empty shard's stand-in
+            loss = self._loss(self.model(jt.array(x)), jt.array(y))
         self.opt.backward(loss * scale)
+        if self.synced_norms:  # run this backward's collectives now: a lazy graph could order them per rank
+            jt.sync([g for p in self.model.parameters() if (g := self.opt.grad(p)) is not None])
         return float(loss.item())
 
     def sum_over_ranks(self, values: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from mlp_zoo.training.checkpoint import write_atomically
+from mlp_zoo.training.torch_sync_batchnorm import blank_batch, synchronise_batchnorm
 
 
 def launched_by_torchrun() -> bool:
@@ -40,8 +41,9 @@ class TorchTrainer:
         if self.world_size > 1:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if cuda else "gloo")
-            if cuda:  # PyTorch's SyncBatchNorm refuses CPU tensors: on CPU each rank normalises by its shard
-                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            # BatchNorm statistics of the global batch (PyTorch's SyncBatchNorm refuses CPU tensors; ours runs on
+            # any device and backend)
+            synchronise_batchnorm(self.model)
             # broadcasts rank 0's parameters and buffers now, and rank 0's buffers before every forward
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[local_rank] if cuda else None)
@@ -71,7 +73,8 @@ class TorchTrainer:
         sync = contextlib.nullcontext() if last or self.net is self.model else self.net.no_sync()
         amp = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
                else contextlib.nullcontext())
-        with sync:
+        blank = blank_batch() if scale == 0 else contextlib.nullcontext()  # an empty shard's stand-in
+        with sync, blank:
             with amp:
                 loss = self._loss(self.net(x), y)
             scaled = loss * scale
