@@ -143,8 +143,8 @@ class StreamedData:
 def read_source(source: str, size: int, listing: Path
                 ) -> tuple[FolderSource | ArraySource, np.ndarray, list[str], dict[str, Any]]:
     """``digits`` (scikit-learn's, upscaled in memory) or an image folder with one folder per class, listed now
-    into the ``PathStore`` file ``listing`` (nothing opened) and read as training goes: (source, labels, class names, what the cfg must say about the
-    pixels as stored)."""
+    into the ``PathStore`` file ``listing`` (nothing opened) and read as training goes: (source, labels, class
+    names, what the cfg must say about the pixels as stored)."""
     if source == "digits":
         from mlp_zoo.image_data.datasets import digits
 
@@ -164,5 +164,6 @@ def read_source(source: str, size: int, listing: Path
 
     store = PathStore.write(listing, paths())  # never a list of every path in any process
     if not len(store):
+        Path(listing).unlink()  # nothing of a refused run is left
         raise FolderError(f"{root}: no images in its {len(classes)} class folders")
     return FolderSource(store), np.frombuffer(labels.tobytes(), np.int64).copy(), classes, {}
