@@ -52,6 +52,9 @@ class SyncBatchNorm2d(BatchNorm2d):
             unbiased = (var * (n / max(n - 1, 1.0))).float32()
             self.running_mean.update((1 - m) * self.running_mean + m * mean.stop_grad())
             self.running_var.update((1 - m) * self.running_var + m * unbiased.stop_grad())
+            # run this layer's collectives now, in layer order on every rank: left lazy, the updates would run
+            # them at some later sync, where they could meet another rank's gradient all-reduce
+            jt.sync([self.running_mean, self.running_var])
         return out
 
 

@@ -27,6 +27,7 @@ class Preemption:
     def __init__(self) -> None:
         self.requested = False
         self._previous: object = None
+        self._pid = os.getpid()
 
     def __enter__(self) -> "Preemption":
         if threading.current_thread() is threading.main_thread():  # Python only delivers signals there
@@ -38,7 +39,9 @@ class Preemption:
             signal.signal(signal.SIGTERM, self._previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:  # the second: die of it now
+        # a process forked from this one (Jittor's compiler pool) inherits the handler: there SIGTERM must end it,
+        # as its pool's shutdown expects
+        if self.requested or os.getpid() != self._pid:  # the second: die of it now
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
