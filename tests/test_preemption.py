@@ -112,3 +112,26 @@ def test_a_rank_whose_shards_are_all_bad_takes_part_and_the_run_completes(tmp_pa
     one, _ = _bad_shard_run([sys.executable], tmp_path / "one", framework, half_bad_folder)
     assert len(one["losses"]) == len(two["losses"]) == 8
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=0, atol=TOL)
+
+
+def test_sigterm_is_a_request_here_and_still_ends_a_forked_child():
+    """The first SIGTERM sets the flag (the loop saves and stops); a process forked meanwhile (Jittor's compiler
+    pool) inherits the handler but must still die of SIGTERM, or its pool's shutdown waits for it forever."""
+    from mlp_zoo.training.preemption import Preemption
+
+    before = signal.getsignal(signal.SIGTERM)
+    with Preemption() as preemption:
+        child = os.fork()
+        if child == 0:
+            time.sleep(30)
+            os._exit(0)
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        assert not preemption.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not preemption.requested and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert preemption.requested
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler it replaced is back
