@@ -110,3 +110,18 @@ def test_mpirun_jittor_equals_one_process(tmp_path: Path, small_folder: Path, mo
         accumulated = _finetune([sys.executable], tmp_path / "accum", "jittor", model, size, steps,
                                 "--batch-size", "8", "--accum-steps", "2")
         _assert_same_run(one, accumulated, steps)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jittor"])
+def test_batchnorm_statistics_are_synchronised(tmp_path: Path, small_folder: Path, framework: str):
+    """ConvMLP-S (BatchNorm in its convolutional stem and stages) at 64 px, 2 steps of global batch 4: 2 processes
+    equal 1 process on the global batch, losses and every weight, running mean and variance included, within
+    ``TOL`` (ranks normalising by their own 2 images each would not). PyTorch under torchrun (our SyncBatchNorm2d: PyTorch's refuses the CPU),
+    Jittor under mpirun."""
+    launcher = ([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2"] if framework == "torch"
+                else _mpirun())
+    extra = ["--data", str(small_folder), "--batch-size", "4", "--aug", "none", "--workers", "1"]
+    one = _finetune([sys.executable], tmp_path / "one", framework, "convmlp_s", 64, 2, *extra)
+    two = _finetune(launcher, tmp_path / "two", framework, "convmlp_s", 64, 2, *extra)
+    _assert_same_run(one, two, 2)
+    assert any("running_var" in k for k in _weights(two["checkpoint"]))

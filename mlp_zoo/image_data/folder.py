@@ -63,6 +63,15 @@ def walk_images(folder: str) -> Iterator[str]:
 
 def image_folder(root: str | os.PathLike) -> Listing:
     """Every image under ``root/<class>/``; classes are the sub-folder names in sorted order."""
+    root, classes = class_folders(root)
+    items = list(image_folder_items(root, classes))
+    if not items:
+        raise FolderError(f"{shown(root)}: no images in its {len(classes)} class folders")
+    return Listing(items, classes)
+
+
+def class_folders(root: str | os.PathLike) -> tuple[str, list[str]]:
+    """``root`` as a string and its class names: the sub-folder names in sorted order."""
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FolderError(f"{shown(root)}: not a folder")
@@ -70,10 +79,14 @@ def image_folder(root: str | os.PathLike) -> Listing:
     if not classes:
         raise FolderError(f"{shown(root)}: no class folders (expected {shown(root)}/<class>/<image>; "
                           f"for a flat folder give a labels file)")
-    items = [(path, index) for index, c in enumerate(classes) for path in walk_images(os.path.join(root, c))]
-    if not items:
-        raise FolderError(f"{shown(root)}: no images in its {len(classes)} class folders")
-    return Listing(items, classes)
+    return root, classes
+
+
+def image_folder_items(root: str, classes: list[str]) -> Iterator[tuple[str, int]]:
+    """(path, class index) of ``image_folder``, one class folder at a time (for a compact store of millions)."""
+    for index, c in enumerate(classes):
+        for path in walk_images(os.path.join(root, c)):
+            yield path, index
 
 
 def labelled_folder(root: str | os.PathLike, labels_file: str | os.PathLike,

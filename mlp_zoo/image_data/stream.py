@@ -11,12 +11,23 @@ threads is forked) and import only what ``load_fn`` needs; ``workers=0`` runs ``
 An exception raised by ``load_fn`` ends the stream with that exception in the caller (return a value such as
 ``BadImage`` for an item that should be skipped instead); a worker that dies ends it with a ``RuntimeError``.
 Leaving the loop early (break, an exception) stops the workers.
+
+A worker never outlives the process that started it: on Linux the kernel kills it when its parent dies
+(``PR_SET_PDEATHSIG``), and everywhere it checks, while it waits for work, that its parent is still its parent
+(a dead parent's children are re-parented), so SIGKILL of the parent, the OOM killer or ``docker stop`` leave
+nothing running behind. Workers ignore SIGTERM and SIGINT, which a process group receives with its parent: the
+parent decides (a fine-tune finishes its step and saves, then stops them).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import multiprocessing as mp
+import os
 import queue
+import signal
+import sys
 import time
 import traceback
 from typing import Any, Callable, Iterable, Iterator
@@ -28,9 +39,33 @@ class WorkerError(RuntimeError):
     """``load_fn`` raised an exception that could not be sent back as itself; the message holds its traceback."""
 
 
-def _work(load_fn: Callable[[Any], Any], tasks: mp.Queue, results: mp.Queue) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere the polling below serves)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _work(load_fn: Callable[[Any], Any], tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
+    _die_with_parent()
+    # SIGTERM / Ctrl-C sent to the whole process group (SLURM, a terminal) are the parent's to handle: it may be
+    # finishing a step and saving, and stops its workers itself
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
-        task = tasks.get()
+        if os.getppid() != parent:  # the parent died (before prctl took effect, or where there is none)
+            os._exit(1)  # not sys.exit: the queues' feeder threads would wait on a pipe nobody reads
+        try:
+            task = tasks.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
         if task is None:
             return
         index, item = task
@@ -56,7 +91,8 @@ def stream(items: Iterable[Any], load_fn: Callable[[Any], Any], workers: int = 2
     window = max(queue_size or 4 * workers, workers)
     context = mp.get_context("spawn")
     tasks, results = context.Queue(), context.Queue()
-    procs = [context.Process(target=_work, args=(load_fn, tasks, results), daemon=True) for _ in range(workers)]
+    procs = [context.Process(target=_work, args=(load_fn, tasks, results, os.getpid()),
+                             daemon=True) for _ in range(workers)]
     for p in procs:
         p.start()
     source = enumerate(items)
@@ -93,7 +129,7 @@ def stream(items: Iterable[Any], load_fn: Callable[[Any], Any], workers: int = 2
 
 def _stop(procs: list, tasks: mp.Queue, results: mp.Queue, grace: float = 10.0) -> None:
     """Ask the workers to finish, reading what they still send (a worker cannot exit before its results are
-    read), and terminate any still running after ``grace`` seconds."""
+    read), and kill any still running after ``grace`` seconds (SIGKILL: they ignore SIGTERM)."""
     for _ in procs:
         tasks.put(None)
     deadline = time.monotonic() + grace
@@ -104,5 +140,5 @@ def _stop(procs: list, tasks: mp.Queue, results: mp.Queue, grace: float = 10.0) 
             pass
     for p in procs:
         if p.is_alive():
-            p.terminate()
+            p.kill()
         p.join()

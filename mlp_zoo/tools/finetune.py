@@ -8,6 +8,9 @@ and compare the two frameworks' training curves.
     mpirun -np 2 --allow-run-as-root --oversubscribe .venv/bin/python tools/finetune.py --framework jittor ...
     python tools/finetune.py --resume OUT        # continue a run from its last checkpoint (same arguments)
 
+SIGTERM (preemption) stops every rank after its current optimizer step, saves the training state and exits 143
+with a line saying how to resume; the image workers never outlive the run.
+
 The recipe, the batch order and the checkpoints live in training/ (see docs/training_at_scale.md).
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -24,9 +28,11 @@ import numpy as np
 
 from mlp_zoo.model_specs import VARIANTS, variant
 from mlp_zoo.model_specs.pretrained_cfg import KEYS as CFG_KEYS, pretrained_cfg
+from mlp_zoo.training.checkpoint import remove_stale_temporaries, state_path
 from mlp_zoo.training.data import StreamedData, read_source
 from mlp_zoo.training.loop import Run, train
 from mlp_zoo.training.plan import Layout, steps_per_epoch
+from mlp_zoo.training.preemption import PREEMPTED_EXIT, Preempted, Preemption
 
 JITTOR_CONVENTIONS = """\
 Jittor conventions overridden (jittor_support/optim.py gives Jittor torch.optim's semantics): SGD's momentum buffer
@@ -42,6 +48,7 @@ batches in the same order; stochastic depth must stay off (--drop-path 0), as it
 # or as it comes (all convolutions)
 SIZE_ARGUMENT = {"mixer": "img_size", "smlp": "img_size", "vip": "img_size", "convmlp": None}
 RUN_ARGS = "finetune_args.json"  # the arguments of a run, read back by --resume
+LISTING = "image_paths.bin"  # the image folder's paths, mapped by every process (image_data.path_store)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,6 +132,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--framework both needs --drop-path 0: each framework draws its own stochastic-depth masks")
     if args.min_lr is None:
         args.min_lr = args.lr
+    if not args.resume:  # recorded absolute, so that --resume works from any folder
+        args.out = os.path.abspath(args.out)
+        if args.data != "digits":
+            args.data = os.path.abspath(args.data)
+        if args.pretrained:
+            args.pretrained = os.path.abspath(args.pretrained)
     if "OMPI_COMM_WORLD_SIZE" in os.environ and args.framework != "jittor":
         p.error("under mpirun only --framework jittor runs (PyTorch's data-parallel runs under torchrun)")
     if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.framework != "torch":
@@ -197,11 +210,19 @@ def training_cfg(model: Any, args: argparse.Namespace, classes: list[str], overr
             "num_classes": len(classes), "label_names": list(classes), **override}
 
 
+def frameworks(args: argparse.Namespace) -> list[str]:
+    return ["torch", "jittor"] if args.framework == "both" else [args.framework]
+
+
 def build_trainers(args: argparse.Namespace, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The trainers: each model built by its framework, or side by side with PyTorch's weights in both.
-    Under torchrun / mpirun every rank builds its model; rank 0's weights are broadcast to the others."""
+    Under torchrun / mpirun every rank builds its model; rank 0's weights are broadcast to the others.
+    A resumed run whose every framework has its training state needs no pretrained file: the state holds every
+    weight (the file may have moved since)."""
     trainers: dict[str, Any] = {}
     state = None
+    if args.resume and all(state_path(Path(args.out), fw).exists() for fw in frameworks(args)):
+        args = argparse.Namespace(**{**vars(args), "pretrained": None})
     if args.framework in ("torch", "both"):
         import torch
 
@@ -288,32 +309,54 @@ def report(args: argparse.Namespace, runs: dict[str, Run], out: Path) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    with Preemption() as preemption:
+        try:
+            return _run(args, preemption)
+        except Preempted as stop:
+            if stop.rank == 0:
+                launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "OMPI_COMM_WORLD_SIZE" in os.environ
+                print(f"{stop}; resume with: mlp-zoo finetune --resume {args.out}"
+                      + (" (under the same torchrun / mpirun launch)" if launched else ""), file=sys.stderr, flush=True)
+            raise SystemExit(PREEMPTED_EXIT) from None
+
+
+def _run(args: argparse.Namespace, preemption: Preemption) -> dict[str, Any]:
     from mlp_zoo.image_data.folder import FolderError
     from weights_convert import CheckpointError
 
-    args = parse_args(argv)
     out = Path(args.out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)  # the image listing goes there; removed again when a check below fails
     try:
-        source, labels, classes, cfg_override = read_source(args.data, args.img_size)
-    except FolderError as e:
-        raise fail(f"--data {e}") from None
-    kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
-    try:
-        trainers = build_trainers(args, kwargs)
-    except CheckpointError as e:
-        raise fail(f"--pretrained {e}") from None
-    first = next(iter(trainers.values()))
-    cfg = training_cfg(first.model, args, classes, cfg_override)
-    data = StreamedData(source, labels, classes, cfg, args.seed, args.aug != "none", args.workers)
-    if first.world_size > 1 and args.batch_size % first.world_size:
-        raise fail(f"--batch-size {args.batch_size}: must be a multiple of the {first.world_size} processes")
-    layout = Layout(args.batch_size, args.accum_steps, first.world_size)
-    if steps_per_epoch(len(data.train), layout) == 0:
-        raise fail(f"--data {args.data}: its {len(data.train)} training images make no step of "
-                   f"--batch-size {args.batch_size} x --accum-steps {args.accum_steps} = {layout.samples_per_step}")
+        try:
+            source, labels, classes, cfg_override = read_source(args.data, args.img_size, out / LISTING)
+        except FolderError as e:
+            raise fail(f"--data {e}") from None
+        kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
+        try:
+            trainers = build_trainers(args, kwargs)
+        except CheckpointError as e:
+            raise fail(f"--pretrained {e}") from None
+        first = next(iter(trainers.values()))
+        # the cfg a resumed run normalises with is the one its first part recorded (the pretrained file may be gone)
+        cfg = getattr(args, "training_cfg", None) or training_cfg(first.model, args, classes, cfg_override)
+        args.training_cfg = cfg
+        data = StreamedData(source, labels, classes, cfg, args.seed, args.aug != "none", args.workers)
+        if first.world_size > 1 and args.batch_size % first.world_size:
+            raise fail(f"--batch-size {args.batch_size}: must be a multiple of the {first.world_size} processes")
+        layout = Layout(args.batch_size, args.accum_steps, first.world_size)
+        if steps_per_epoch(len(data.train), layout) == 0:
+            raise fail(f"--data {args.data}: its {len(data.train)} training images make no step of "
+                       f"--batch-size {args.batch_size} x --accum-steps {args.accum_steps} = {layout.samples_per_step}")
+    except SystemExit:
+        if created:  # nothing of a refused run is left
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     rank = first.rank
-    out.mkdir(parents=True, exist_ok=True)  # nothing is written before every check above passed
     if rank == 0:
+        for stale in remove_stale_temporaries(out):
+            print(f"removed {stale}, left by a writer killed while saving", file=sys.stderr)
         if not args.resume:
             (out / RUN_ARGS).write_text(json.dumps(vars(args), indent=1))
         world = next(iter(trainers.values())).world_size
@@ -321,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{len(data.test)} test images at {args.img_size}x{args.img_size}, global batch {args.batch_size} x "
               f"{args.accum_steps} accumulated over {world} process(es), {args.optimizer} lr {args.lr:g}, "
               f"augmentation {args.aug}, mean {tuple(cfg['mean'])} std {tuple(cfg['std'])}", file=sys.stderr)
-    runs = {fw: train(trainer, data, args, out) for fw, trainer in trainers.items()}
+    runs = {fw: train(trainer, data, args, out, preemption) for fw, trainer in trainers.items()}
     return report(args, runs, out) if rank == 0 else {}
 
 

@@ -58,12 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def accuracy(model: Any, data: str, size: int, batch: int = 64) -> float:
+def accuracy(model: Any, data: str, size: int, listing: Path, batch: int = 64) -> float:
     """Test accuracy (%) at ``size`` on the split and pixels tools/finetune.py evaluates, normalised as the model's
-    ``pretrained_cfg`` says (the cfg it was trained with)."""
+    ``pretrained_cfg`` says (the cfg it was trained with); a folder's paths are listed into ``listing``."""
     import torch
 
-    source, labels, classes, override = read_source(data, size)
+    source, labels, classes, override = read_source(data, size, listing)
     cfg = {**model.pretrained_cfg, "input_size": (3, size, size), **override}
     model.eval()
     correct = total = 0
@@ -115,7 +115,7 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
                            "--lr", str(args.train_lr), "--out", str(train_dir), *common, *steps])
             trained[name] = str(train_dir / f"{name}_torch.pth")
         base[name] = accuracy(models_pytorch.create_model(name, pretrained=trained[name]), args.data,
-                              args.train_size)
+                              args.train_size, out / "image_paths.bin")
         print(f"{name}: trained at {args.train_size} px in {time.perf_counter() - start:.0f} s, "
               f"test accuracy {base[name]:.2f}%", file=sys.stderr)
     for size in args.sizes:  # every start as loaded: the cheap half of the table
@@ -125,7 +125,8 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
                 path = out / f"{name}_{size}_{method}.pth"
                 torch.save(with_cfg(model.state_dict(), model.pretrained_cfg), path)  # the cfg it was trained with
                 rows.append(dict(model=name, train_size=args.train_size, train_accuracy=base[name], size=size,
-                                 method=method, accuracy=accuracy(model, args.data, size), finetuned_accuracy=None,
+                                 method=method, accuracy=accuracy(model, args.data, size, out / "image_paths.bin"),
+                                 finetuned_accuracy=None,
                                  start=str(path)))
                 print(f"{name} {size} px {method}: {rows[-1]['accuracy']:.2f}%", file=sys.stderr)
                 save()

@@ -1,10 +1,13 @@
 """Training-state files: written atomically (a temporary file in the same folder, flushed to disk, then renamed
 over the old one), so a run killed while saving leaves the previous complete checkpoint and a stray temporary file
-that is never read. Each framework writes its native format (``torch.save`` / ``jt.save``); the file names live
-here."""
+that is never read; the next run in that folder removes those of writers that are gone (the name holds the host and
+the PID of its writer). Each framework writes its native format (``torch.save`` / ``jt.save``; both are read back
+without running pickled code); the file names live here."""
 from __future__ import annotations
 
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +28,7 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(temporary_path)``, then move the finished file to ``path``; the suffix is kept, as
     ``jt.save`` picks its format by it."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.tmp-{socket.gethostname()}-{os.getpid()}{path.suffix}")
     try:
         write(str(tmp))
         with open(tmp, "rb+") as f:
@@ -39,3 +42,29 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> None:
         os.fsync(fd)  # the rename itself survives a crash of the machine
     finally:
         os.close(fd)
+
+
+TEMPORARY = re.compile(r"\..+\.tmp-(?P<host>.+)-(?P<pid>\d+)\.\w+")  # write_atomically's names
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove the temporary files in ``out`` left by writers killed mid-save: written on this host by a process
+    that no longer runs (another host's, or a live writer's, are left alone). Returns those removed."""
+    removed = []
+    host = socket.gethostname()
+    for entry in Path(out).glob(".*.tmp-*"):
+        match = TEMPORARY.fullmatch(entry.name)
+        if match and match["host"] == host and not _alive(int(match["pid"])):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -1,20 +1,24 @@
 """Training and test batches for the loop, streamed: an image is decoded, augmented and normalised in worker
 processes (``image_data.stream``: ordered, at most ``queue`` images in flight) only when a step needs it, so memory
 does not grow with the number of images. The same code serves an image folder (listed once, nothing opened up
-front) and an in-memory data set (scikit-learn's digits). A bad image is named, counted and left out of its batch.
+front) and an in-memory data set (scikit-learn's digits). A bad image is named, counted and left out of its batch;
+a shard left with none is an empty batch, which the loop still steps with.
 
 Augmentation (``image_data.train_transforms``) is drawn per (seed, epoch, image index): both frameworks, every
 rank and a resumed run see the same pixels for the same step."""
 from __future__ import annotations
 
 import sys
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from mlp_zoo.image_data.decode import BadImage, load_rgb
+from mlp_zoo.image_data.path_store import PathStore
 from mlp_zoo.image_data.stream import stream
 from mlp_zoo.image_data.train_transforms import sample_rng, train_transform
 from mlp_zoo.image_data.transforms import eval_transform
@@ -24,9 +28,9 @@ SPLIT_SEED = 0  # the train/test split never changes with the training seed
 
 @dataclass
 class FolderSource:
-    """Images by index from a list of paths (decoded with image_data's checks)."""
+    """Images by index from a store of paths (decoded with image_data's checks)."""
 
-    paths: list[str]
+    paths: PathStore
 
     def open(self, index: int) -> Any:
         return load_rgb(self.paths[index])
@@ -95,8 +99,8 @@ class StreamedData:
                 self._skip(value)
             else:
                 good.append((index, value))
-        if not good:
-            raise RuntimeError(f"every image of a batch is bad: {', '.join(v.path for _, v in results)[:500]}")
+        if not good:  # an empty shard: it still takes its part in the step (training.loop)
+            return np.zeros((0, *self.cfg["input_size"]), np.float32), np.zeros(0, np.int64)
         return (np.stack([v for _, v in good]),
                 self.labels[np.array([i for i, _ in good])].astype(np.int64))
 
@@ -136,10 +140,11 @@ class StreamedData:
             yield (*self._stack(batch + [batch[0]] * (batch_size - n)), n)
 
 
-def read_source(source: str, size: int) -> tuple[FolderSource | ArraySource, np.ndarray, list[str], dict[str, Any]]:
+def read_source(source: str, size: int, listing: Path
+                ) -> tuple[FolderSource | ArraySource, np.ndarray, list[str], dict[str, Any]]:
     """``digits`` (scikit-learn's, upscaled in memory) or an image folder with one folder per class, listed now
-    (nothing opened) and read as training goes: (source, labels, class names, what the cfg must say about the
-    pixels as stored)."""
+    into the ``PathStore`` file ``listing`` (nothing opened) and read as training goes: (source, labels, class
+    names, what the cfg must say about the pixels as stored)."""
     if source == "digits":
         from mlp_zoo.image_data.datasets import digits
 
@@ -147,8 +152,18 @@ def read_source(source: str, size: int) -> tuple[FolderSource | ArraySource, np.
         # already at the input size (resized bilinearly, uncropped)
         return (ArraySource(data.images), data.labels, data.classes,
                 {"crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear"})
-    from mlp_zoo.image_data.folder import image_folder
+    from mlp_zoo.image_data.folder import FolderError, class_folders, image_folder_items
 
-    listing = image_folder(source)
-    return (FolderSource([p for p, _ in listing.items]),
-            np.array([label for _, label in listing.items], dtype=np.int64), listing.classes, {})
+    root, classes = class_folders(source)
+    labels = array("q")
+
+    def paths() -> Iterator[str]:
+        for path, label in image_folder_items(root, classes):
+            labels.append(label)
+            yield path
+
+    store = PathStore.write(listing, paths())  # never a list of every path in any process
+    if not len(store):
+        Path(listing).unlink()  # nothing of a refused run is left
+        raise FolderError(f"{root}: no images in its {len(classes)} class folders")
+    return FolderSource(store), np.frombuffer(labels.tobytes(), np.int64).copy(), classes, {}

@@ -1,8 +1,10 @@
 """Jittor's side of the loop, mirroring torch_trainer: jittor_support.optim (torch.optim's semantics; under
 mpirun it averages gradients across ranks and starts from rank 0's weights), Jittor's auto mixed precision for
---amp (CUDA only), an EMA of the state dict, checkpoints with jt.save."""
+--amp (CUDA only), an EMA of the state dict, checkpoints with jt.save (read back by weights_convert's safe
+unpickler, as PyTorch's with ``weights_only=True``)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from mlp_zoo.training.checkpoint import write_atomically
+from mlp_zoo.training.jittor_sync_batchnorm import blank_batch, synchronise_batchnorm
 
 
 class JittorTrainer:
@@ -24,6 +27,8 @@ class JittorTrainer:
     def __init__(self, model: nn.Module, args: Any) -> None:
         self.args, self.model = args, model
         self.world_size, self.rank = (jt.world_size, jt.rank) if jt.in_mpi else (1, 0)
+        # BatchNorm statistics of the global batch, as DDP's side does with torch_sync_batchnorm
+        self.synced_norms = synchronise_batchnorm(model) if self.world_size > 1 else 0
         if args.amp:
             if not jt.has_cuda or args.device == "cpu":
                 raise SystemExit("--amp in Jittor: auto_mixed_precision_level acts on CUDA only (on the CPU Jittor "
@@ -44,25 +49,30 @@ class JittorTrainer:
         jt.set_global_seed(seed, different_seed_for_mpi=False)  # the seed already differs per rank
 
     def _loss(self, logits: jt.Var, y: jt.Var) -> jt.Var:
-        """PyTorch's cross entropy with label smoothing: (1 - e) * NLL + e * mean over classes of -log p."""
-        loss = nn.cross_entropy_loss(logits.float32(), y)
+        """PyTorch's cross entropy with label smoothing, summed over the images: (1 - e) * NLL + e * mean over
+        classes of -log p."""
+        loss = nn.cross_entropy_loss(logits.float32(), y, reduction="sum")
         smoothing = self.args.label_smoothing
         if smoothing:
             log_p = nn.log_softmax(logits.float32(), dim=1)
-            loss = (1.0 - smoothing) * loss - smoothing * log_p.mean(1).mean()
+            loss = (1.0 - smoothing) * loss - smoothing * log_p.mean(1).sum()
         return loss
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray, scale: float, last: bool = True) -> float:
-        """Add this micro-batch's gradient scaled by ``scale``; the optimizer averages across ranks at the step.
-        Returns the scaled local loss."""
-        loss = self._loss(self.model(jt.array(x)), jt.array(y)) * scale
-        self.opt.backward(loss)
+        """Add the gradient of this micro-batch's summed loss times ``scale``; the optimizer averages across
+        ranks at the step. Returns the summed loss, unscaled."""
+        with blank_batch() if scale == 0 else contextlib.nullcontext():  # an empty shard's stand-in
+            loss = self._loss(self.model(jt.array(x)), jt.array(y))
+        self.opt.backward(loss * scale)
+        if self.synced_norms:  # run this backward's collectives now: a lazy graph could order them per rank
+            jt.sync([g for p in self.model.parameters() if (g := self.opt.grad(p)) is not None])
         return float(loss.item())
 
-    def mean_over_ranks(self, value: float) -> float:
+    def sum_over_ranks(self, values: np.ndarray) -> np.ndarray:
         if self.world_size == 1:
-            return value
-        return float(jt.array(np.array([value], dtype=np.float64)).mpi_all_reduce("mean").item())
+            return values
+        mean = jt.array(np.asarray(values, np.float64)).mpi_all_reduce("mean").numpy()
+        return mean * self.world_size
 
     def step(self, lr: float, clip_grad: float | None) -> None:
         for group in self.opt.param_groups:
@@ -101,8 +111,10 @@ class JittorTrainer:
         write_atomically(path, lambda tmp: jt.save(state, tmp))
 
     def load_state(self, path: Path) -> dict[str, Any]:
-        try:
-            state = jt.load(str(path))
+        from weights_convert.formats import read_file
+
+        try:  # through the converter's pickle reader, which builds plain values and arrays and runs no code
+            state = read_file(path)[0]
             model_state = state["model"]
         except Exception as e:  # a truncated or foreign file: name it, never half-resume
             raise SystemExit(f"{path}: not a complete training checkpoint ({type(e).__name__}: {e})") from None

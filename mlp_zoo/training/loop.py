@@ -3,10 +3,11 @@ micro-batches (this rank's shard of each), one optimizer update, the EMA; test a
 the full state saved every epoch and every ``save_every`` steps; resumed from the last saved state.
 
 A trainer (``torch_trainer.TorchTrainer``, ``jittor_trainer.JittorTrainer``) provides: ``framework``, ``rank``,
-``world_size``, ``seed_step``, ``forward_backward``, ``mean_over_ranks``, ``step``, ``update_ema``, ``predict``,
+``world_size``, ``seed_step``, ``forward_backward``, ``sum_over_ranks``, ``step``, ``update_ema``, ``predict``,
 ``save_state``, ``load_state``, ``save_weights``."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, Iterable, Iterator, Protocol
 import numpy as np
 
 from mlp_zoo.training.checkpoint import state_path, weights_path
+from mlp_zoo.training.preemption import Preempted, Preemption
 from mlp_zoo.training.plan import Layout, epoch_order, step_indices, steps_per_epoch, total_steps
 from mlp_zoo.training.schedule import learning_rate
 
@@ -47,6 +49,7 @@ class Run:
     checkpoint: str = ""
     ema_checkpoint: str = ""
     skipped_images: list[str] = field(default_factory=list)  # bad images named and left out, by this rank
+    empty_shards: int = 0  # micro-batch shards of this rank with no image left: a zero gradient
     test_predictions: list[int] = field(default_factory=list)  # the final model's class per test image (raw)
 
 
@@ -88,7 +91,14 @@ def planned_steps(first: int, total: int, per_epoch: int, train: np.ndarray, see
         yield step, epoch, layout.shards(train[step_indices(order, in_epoch, layout)], rank)
 
 
-def train(trainer: Any, data: Data, args: Any, out: Path) -> Run:
+def train(trainer: Any, data: Data, args: Any, out: Path, preemption: Preemption | None = None) -> Run:
+    """Train to ``total`` steps (or from the saved state with ``args.resume``). Each step's gradient is the mean
+    over the images kept (decoded) in its global batch: every micro-batch's summed loss is scaled by
+    world_size / kept (DDP and the Jittor optimizer average the ranks), so a shard that lost images to bad files
+    weighs what it kept, and an empty shard still takes part in every collective with one blank image of weight
+    0 (a zero gradient, counted in ``Run.empty_shards``). A global batch with no image at all skips its update.
+    With ``preemption`` requested (SIGTERM) on any rank, every rank stops at the next step boundary, rank 0 saves
+    the state, and ``Preempted`` is raised."""
     layout = Layout(args.batch_size, args.accum_steps, trainer.world_size)
     n, rank = len(data.train), trainer.rank
     per_epoch, total = steps_per_epoch(n, layout), total_steps(n, layout, args.epochs, args.steps)
@@ -99,43 +109,69 @@ def train(trainer: Any, data: Data, args: Any, out: Path) -> Run:
     if args.resume and path.exists():
         meta = trainer.load_state(path)
         run = Run(**{**meta["run"], "framework": trainer.framework})
+        data.bad.update(run.skipped_images)  # named in the first part of the run, still counted
         if rank == 0:
             print(f"{trainer.framework}: resumed from {path} at step {len(run.losses)}/{total}", file=sys.stderr)
     first = len(run.losses)
     start, seconds_before = time.perf_counter(), run.seconds
+
+    def save(step: int, lr: float) -> None:
+        run.skipped_images = sorted(data.bad)
+        run.seconds = seconds_before + time.perf_counter() - start
+        trainer.save_state(path, {"run": asdict(run), "step": step, "epoch": step // per_epoch,
+                                  "step_in_epoch": step % per_epoch, "lr": lr, "args": vars(args)})
+
     steps = planned_steps(first, total, per_epoch, data.train, args.seed, layout, rank)
-    for (step, epoch), batches in data.train_batches(((s, e), e, shards) for s, e, shards in steps):
-        lr = learning_rate(step, args.lr, total, args.warmup_steps, args.min_lr, args.warmup_lr)
-        trainer.seed_step(step_seed(args.seed, step, rank))
-        loss = 0.0
-        for i, (x, y) in enumerate(batches):
-            loss += trainer.forward_backward(x, y, 1.0 / len(batches), last=i == len(batches) - 1)
-        loss = trainer.mean_over_ranks(loss)
-        trainer.step(lr, args.clip_grad)
-        if args.ema_decay:
-            trainer.update_ema(args.ema_decay)
-        run.losses.append(loss)
-        step += 1
-        if rank == 0 and (step % args.log_every == 0 or step == total):
-            rate = layout.samples_per_step * (step - first) / (time.perf_counter() - start)
-            print(f"{trainer.framework} epoch {epoch + 1} step {step}/{total} loss {loss:.4f} lr {lr:.3g} "
-                  f"{rate:.1f} img/s", file=sys.stderr, flush=True)
-        epoch_done = step % per_epoch == 0 or step == total
-        if epoch_done and rank == 0:
-            acc, run.test_predictions = evaluate(trainer, data, args.batch_size, ema=False)
-            run.accuracies.append(acc)
-            if args.ema_decay:
-                run.ema_accuracies.append(evaluate(trainer, data, args.batch_size, ema=True)[0])
-            print(accuracy_line(trainer.framework, epoch + 1, acc, run.ema_accuracies[-1] if args.ema_decay
-                                else None, len(run.test_predictions), len(data.test)), file=sys.stderr, flush=True)
-        if rank == 0 and (epoch_done or (args.save_every and step % args.save_every == 0)):
-            run.skipped_images = sorted(data.bad)
-            run.seconds = seconds_before + time.perf_counter() - start
-            trainer.save_state(path, {"run": asdict(run), "step": step, "epoch": step // per_epoch,
-                                      "step_in_epoch": step % per_epoch, "lr": lr, "args": vars(args)})
+    with contextlib.closing(data.train_batches(((s, e), e, shards) for s, e, shards in steps)) as batches_of_steps:
+        for (step, epoch), batches in batches_of_steps:
+            lr = learning_rate(step, args.lr, total, args.warmup_steps, args.min_lr, args.warmup_lr)
+            stop = preemption is not None and preemption.requested
+            kept, stops = trainer.sum_over_ranks(np.array([sum(len(y) for _, y in batches), stop], np.float64))
+            if stops:
+                if rank == 0:
+                    save(step, lr)
+                trainer.sum_over_ranks(np.zeros(1))  # no rank exits (and has its launcher kill rank 0) mid-save
+                raise Preempted(trainer.framework, step, total, str(path), rank)
+            trainer.seed_step(step_seed(args.seed, step, rank))
+            if kept == 0:
+                loss = float("nan")
+                if rank == 0:
+                    print(f"{trainer.framework} step {step + 1}: every image of the global batch is bad, no update",
+                          file=sys.stderr, flush=True)
+            else:
+                local = 0.0
+                for i, (x, y) in enumerate(batches):
+                    last = i == len(batches) - 1
+                    if len(y):
+                        local += trainer.forward_backward(x, y, trainer.world_size / kept, last=last)
+                    else:  # nothing left of this shard: a blank image of weight 0 keeps the collectives in step
+                        run.empty_shards += 1
+                        trainer.forward_backward(np.zeros((1, *x.shape[1:]), np.float32), np.zeros(1, np.int64),
+                                                 0.0, last=last)
+                loss = float(trainer.sum_over_ranks(np.array([local]))[0] / kept)
+                trainer.step(lr, args.clip_grad)
+                if args.ema_decay:
+                    trainer.update_ema(args.ema_decay)
+            run.losses.append(loss)
+            step += 1
+            if rank == 0 and (step % args.log_every == 0 or step == total):
+                rate = layout.samples_per_step * (step - first) / (time.perf_counter() - start)
+                print(f"{trainer.framework} epoch {epoch + 1} step {step}/{total} loss {loss:.4f} lr {lr:.3g} "
+                      f"{rate:.1f} img/s", file=sys.stderr, flush=True)
+            epoch_done = step % per_epoch == 0 or step == total
+            if epoch_done and rank == 0:
+                acc, run.test_predictions = evaluate(trainer, data, args.batch_size, ema=False)
+                run.accuracies.append(acc)
+                if args.ema_decay:
+                    run.ema_accuracies.append(evaluate(trainer, data, args.batch_size, ema=True)[0])
+                print(accuracy_line(trainer.framework, epoch + 1, acc, run.ema_accuracies[-1] if args.ema_decay
+                                    else None, len(run.test_predictions), len(data.test)), file=sys.stderr, flush=True)
+            if rank == 0 and (epoch_done or (args.save_every and step % args.save_every == 0)):
+                save(step, lr)
     run.seconds, run.skipped_images = seconds_before + time.perf_counter() - start, sorted(data.bad)
-    if data.bad:
-        print(f"{trainer.framework} rank {rank}: skipped {len(data.bad)} bad image(s)", file=sys.stderr)
+    if data.bad or run.empty_shards:
+        print(f"{trainer.framework} rank {rank}: skipped {len(data.bad)} bad image(s); {run.empty_shards} "
+              f"micro-batch shard(s) had none left", file=sys.stderr)
     if rank == 0:
         run.checkpoint = str(weights_path(out, args.model, trainer.framework))
         trainer.save_weights(Path(run.checkpoint), data.cfg, ema=False)

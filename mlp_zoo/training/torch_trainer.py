@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from mlp_zoo.training.checkpoint import write_atomically
+from mlp_zoo.training.torch_sync_batchnorm import blank_batch, synchronise_batchnorm
 
 
 def launched_by_torchrun() -> bool:
@@ -40,8 +41,9 @@ class TorchTrainer:
         if self.world_size > 1:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if cuda else "gloo")
-            if cuda:  # PyTorch's SyncBatchNorm refuses CPU tensors: on CPU each rank normalises by its shard
-                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            # BatchNorm statistics of the global batch (PyTorch's SyncBatchNorm refuses CPU tensors; ours runs on
+            # any device and backend)
+            synchronise_batchnorm(self.model)
             # broadcasts rank 0's parameters and buffers now, and rank 0's buffers before every forward
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[local_rank] if cuda else None)
@@ -61,27 +63,30 @@ class TorchTrainer:
         torch.manual_seed(seed)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), y, label_smoothing=self.args.label_smoothing)
+        """Summed over the images: the loop divides by the images the whole step kept."""
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.args.label_smoothing, reduction="sum")
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray, scale: float, last: bool = True) -> float:
-        """Add this micro-batch's gradient, scaled by ``scale`` (1 / micro-batches per step); DDP averages
-        across ranks on the last micro-batch only. Returns the scaled local loss."""
+        """Add the gradient of this micro-batch's summed loss times ``scale``; DDP averages across ranks on the
+        last micro-batch only. Returns the summed loss, unscaled."""
         x, y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
         sync = contextlib.nullcontext() if last or self.net is self.model else self.net.no_sync()
         amp = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
                else contextlib.nullcontext())
-        with sync:
+        blank = blank_batch() if scale == 0 else contextlib.nullcontext()  # an empty shard's stand-in
+        with sync, blank:
             with amp:
-                loss = self._loss(self.net(x), y) * scale
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+                loss = self._loss(self.net(x), y)
+            scaled = loss * scale
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         return float(loss.item())
 
-    def mean_over_ranks(self, value: float) -> float:
+    def sum_over_ranks(self, values: np.ndarray) -> np.ndarray:
         if self.world_size == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+            return values
+        t = torch.from_numpy(np.asarray(values, np.float64)).to(self.device)
         dist.all_reduce(t)
-        return float(t.item() / self.world_size)
+        return t.cpu().numpy()
 
     def step(self, lr: float, clip_grad: float | None) -> None:
         for group in self.opt.param_groups:
