@@ -84,7 +84,7 @@ def test_predict_fails_when_every_input_is_missing_or_bad(tmp_path, capsys):
     (tmp_path / "text.jpg").write_text("not an image")
     output = tmp_path / "predictions.json"
     code = predict.main([str(tmp_path / "text.jpg"), str(tmp_path / "gone.png"), "--model", "mixer_s32",
-                         "--img-size", "32", "--workers", "0", "--json", "--output", str(output)])
+                         "--img-size", "32", "--workers", "0", "--json", str(output)])
     line = one_error_line(capsys, code, "none of the 2 input image(s)")
     assert "2 bad" in line and not output.exists()
 
