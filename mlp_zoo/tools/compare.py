@@ -359,7 +359,9 @@ def compare_model(name: str, frameworks: list[str], device: str, batch: int, img
         gflops = 2 * (3 if bench == "train" else 1) * macs[fw] * batch / latency / 1e9
         records.append(Record(
             model=name, family=info.family, framework=fw, bench=bench, device=device, params=params[fw],
-            macs=macs[fw] / 1e9, official_macs=info.macs, top1=info.top1, batch=batch, img_size=img_size,
+            # the published figures are for 224 px
+            macs=macs[fw] / 1e9, official_macs=info.macs if img_size == 224 else None,
+            top1=info.top1 if img_size == 224 else None, batch=batch, img_size=img_size,
             tokens=tokens, latency_ms=latency * 1e3, latency_min_ms=min(times[fw]) * 1e3,
             images_per_s=batch / latency, gflops=gflops, sgemm_gflops=sgemm, pct_sgemm=100 * gflops / sgemm,
             first_call_s=first[fw], peak_mem_mb=None if peaks[fw] is None else peaks[fw] / 2 ** 20,
