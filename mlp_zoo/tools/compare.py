@@ -14,9 +14,9 @@ against an fp32 matmul (sgemm, 2048^3 in PyTorch) timed in turn with the models;
 Jittor it includes JIT-compiling op shapes not in its cache yet); the max abs difference between the two
 frameworks' logits for the same weights and input; the published top-1, and with ``--data`` the top-1 measured
 on that folder by tools/validate.py (each release's own preprocessing) beside it; the tokens at the first stage;
-the peak memory a call takes (on the CPU the growth of the process's peak RSS over its RSS before the call; on
-CUDA PyTorch's allocator peak over what it held before, and for Jittor, whose allocator keeps what it takes, the
-growth of the device memory in use), the largest over the calls.
+the peak memory the second call takes from emptied caches (on the CPU the growth of the process's peak RSS over its
+RSS before the call; on CUDA PyTorch's allocator peak over what it held before, and for Jittor, whose allocator
+keeps what it takes, the growth of the device memory in use; see ``PeakMemory``).
 
 ``--sizes 224 320 448 ...`` measures every variant at each size it can take (Mixer and sMLPNet built for the size,
 ConvMLP as it is, ViP at the grid the size gives; see ``scaling.py``) and adds the growth exponents of MACs and of
@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -85,7 +87,7 @@ class Record:
     sgemm_gflops: float
     pct_sgemm: float
     first_call_s: float  # Jittor's includes JIT compiling new op shapes, torch_compiled's torch.compile
-    peak_mem_mb: float | None  # the most a call added to the process's peak RSS (CPU) or allocator (CUDA)
+    peak_mem_mb: float | None  # what the second call added to the peak RSS (CPU) or allocator (CUDA), see PeakMemory
     vs_torch: float | None  # latency / PyTorch's latency
     max_abs_diff: float | None  # between PyTorch's and Jittor's logits (the first step's losses with --bench
     # train); for torch_compiled between its output and eager PyTorch's
@@ -128,18 +130,26 @@ def _status_kb(field: str) -> int:
 
 
 class PeakMemory:
-    """The peak memory one call adds, in bytes (None where it cannot be read). CPU: the process's peak RSS
-    (VmHWM, which writing 5 to /proc/self/clear_refs resets to the current RSS) over its RSS before the call.
-    CUDA: PyTorch's allocator peak over what it held before; for Jittor the growth of the device memory in use
-    (its allocator keeps what it takes, so that this growth is the allocator's peak over the call)."""
+    """The peak memory one call adds, in bytes (None where it cannot be read), from emptied caches: memory freed
+    earlier (by the previous calls or variants) is first given back, Jittor's allocator cache and the C heap's free
+    pages, so that the call's working set is counted, not reused unseen. CPU: the process's peak RSS (VmHWM, which
+    writing 5 to /proc/self/clear_refs resets to the current RSS) over its RSS before the call. CUDA: PyTorch's
+    allocator peak over what it held before; for Jittor the growth of the device memory in use (its allocator
+    keeps what it takes, so that this growth is the allocator's peak over the call)."""
 
     def __init__(self, framework: str, device: str) -> None:
         self.framework, self.device = framework, device
         self._before: int | None = None
 
     def start(self) -> None:
+        gc.collect()
+        if self.framework == "jittor":
+            from mlp_zoo.jittor_support.runtime import jt
+
+            jt.gc()  # frees the blocks its allocators cache
         try:
             if self.device == "cpu":
+                ctypes.CDLL(None).malloc_trim(0)  # glibc: the heap's free pages back to the system
                 Path("/proc/self/clear_refs").write_text("5")
                 self._before = _status_kb("VmRSS") * 1024
             elif self.framework == "jittor":
@@ -151,7 +161,7 @@ class PeakMemory:
 
                 torch.cuda.reset_peak_memory_stats()
                 self._before = torch.cuda.memory_allocated()
-        except OSError:
+        except (OSError, AttributeError):  # no /proc or no glibc
             self._before = None
 
     def stop(self) -> int | None:
@@ -288,31 +298,26 @@ def timed(call: Callable[[], Any], memory: PeakMemory | None = None) -> tuple[An
 def time_interleaved(calls: dict[str, Callable[[], Any]], runs: int, warmup: int,
                      memory: dict[str, PeakMemory] | None = None
                      ) -> tuple[dict[str, Any], dict[str, float], dict[str, list[float]], dict[str, int | None]]:
-    """(first outputs, first-call seconds, timed seconds, the most memory a call added) per call: the calls take
+    """(first outputs, first-call seconds, timed seconds, the peak memory a call added) per call: the calls take
     turns one by one, and which goes first alternates, so that load changes and cache effects hit all alike.
-    ``memory`` probes the calls it names."""
+    ``memory`` probes the second call of those it names (the first compiles; with --warmup 0 the second is timed,
+    and pays for the caches the probe empties)."""
     memory = memory or {}
-    outputs, first, times = {}, {}, {fw: [] for fw in calls}
-    peaks: dict[str, list[int | None]] = {fw: [] for fw in calls}
-
-    def run(fw: str) -> tuple[Any, float]:
-        out, seconds, peak = timed(calls[fw], memory.get(fw))
-        peaks[fw].append(peak)
-        return out, seconds
-
-    for fw in calls:
-        outputs[fw], first[fw] = run(fw)
+    outputs, first, times, peaks = {}, {}, {fw: [] for fw in calls}, {fw: None for fw in calls}
+    for fw, call in calls.items():
+        outputs[fw], first[fw], _ = timed(call)
         log(f"  {fw} first call {first[fw]:.2f}s")
     order = list(calls)
     for i in range(warmup + runs):
         for fw in order if i % 2 == 0 else order[::-1]:
-            seconds = run(fw)[1]
+            _, seconds, peak = timed(calls[fw], memory.get(fw) if i == 0 else None)
+            if i == 0:
+                peaks[fw] = peak
             if i >= warmup:
                 times[fw].append(seconds)
         if i >= warmup:
             log(f"  run {i - warmup + 1}/{runs}: " + ", ".join(f"{fw} {t[-1] * 1e3:.0f} ms" for fw, t in times.items()))
-    most = {fw: None if None in p else max(p) for fw, p in peaks.items()}
-    return outputs, first, times, most
+    return outputs, first, times, peaks
 
 
 def compare_model(name: str, frameworks: list[str], device: str, batch: int, img_size: int, runs: int,
