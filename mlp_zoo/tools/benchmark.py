@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Where the time of one forward pass goes, in PyTorch (its profiler, per aten op) and in Jittor (its
-profiler, per compiled kernel), grouped into matmul / conv / elementwise / reduction / copy.
+profiler, per compiled kernel), grouped into matmul / conv / elementwise / reduction / copy; ``torch_compiled``
+profiles PyTorch compiled by ``torch.compile`` (inductor; its fused C++ kernels are named after the ops they fuse).
 
-  python tools/benchmark.py [MODEL] [--batch N] [--frameworks torch jittor] [--top K]
+  python tools/benchmark.py [MODEL] [--batch N] [--frameworks torch torch_compiled jittor] [--top K]
 
 Prints a Markdown table per framework: the groups' milliseconds and shares, then the heaviest ops or kernels.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 
+from mlp_zoo.tools.compare import COMPILED, compiled
 from mlp_zoo.tools.pairs import build_jittor, build_torch, random_input, random_weights
 
 # first matching pattern names the group; Jittor's fused kernels are named after the ops they contain
@@ -81,7 +83,7 @@ def report(framework: str, wall: float, per_op: dict[str, float], top: int) -> s
     lines = [f"### {framework}: {wall * 1e3:.0f} ms wall, {total:.0f} ms in ops", "",
              "| group | ms | share |", "|---|---|---|"]
     lines += [f"| {g} | {ms:.1f} | {100 * ms / total:.0f}% |" for g, ms in sorted(groups.items(), key=lambda i: -i[1])]
-    unit = "op" if framework == "torch" else "kernel (fused ops)"
+    unit = "op" if framework == "torch" else "kernel (fused ops)" if framework == "jittor" else "op or fused kernel"
     lines += ["", f"| heaviest {unit} | ms | share |", "|---|---|---|"]
     for name, ms in sorted(per_op.items(), key=lambda i: -i[1])[:top]:
         lines.append(f"| `{name[:90]}` | {ms:.1f} | {100 * ms / total:.0f}% |")
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default="smlpnet_t")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--frameworks", nargs="+", choices=("torch", "jittor"), default=["torch", "jittor"])
+    p.add_argument("--frameworks", nargs="+", choices=("torch", COMPILED, "jittor"), default=["torch", "jittor"])
     p.add_argument("--top", type=int, default=8, help="heaviest ops or kernels listed (default 8)")
     args = p.parse_args(argv)
     import models_jittor  # noqa: F401  (prepares Jittor before anything else imports it)
@@ -104,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     for fw in args.frameworks:
         if fw == "torch":
             wall, per_op = torch_profile(build_torch(args.model, state), x)
+        elif fw == COMPILED:
+            import torch._inductor.config
+
+            torch._inductor.config.cpp.enable_kernel_profile = True  # the fused kernels in the profile, by name
+            wall, per_op = torch_profile(compiled(build_torch(args.model, state)), x)  # compiles in the warm-up
         else:
             wall, per_op = jittor_profile(build_jittor(args.model, state), x)
         print(report(fw, wall, per_op, args.top) + "\n")

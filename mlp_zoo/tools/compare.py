@@ -2,8 +2,9 @@
 """Compare the zoo's variants across PyTorch and Jittor: size, work, speed and agreement.
 
   python tools/compare.py [--models NAME ...] [--frameworks torch jittor] [--device cpu|cuda] [--batch N]
-                          [--img-size S] [--runs N] [--warmup N] [--bench latency|train]
-                          [--json PATH] [--csv PATH] [--plot PATH] [--data DIR [--pretrained NAME=WEIGHTS ...]]
+                          [--img-size S | --sizes S ...] [--torch-compile] [--runs N] [--warmup N]
+                          [--bench latency|train] [--json PATH] [--csv PATH] [--plot PATH]
+                          [--data DIR [--pretrained NAME=WEIGHTS ...]]
 
 For each variant: parameters and MACs per image, both counted from the model in each framework (convolutions
 and matrix products only, as the published figures count them); latency per batch as the median over
@@ -12,7 +13,19 @@ goes first) so that machine noise hits both alike; images/s; achieved GFLOP/s (2
 against an fp32 matmul (sgemm, 2048^3 in PyTorch) timed in turn with the models; the first call's time (for
 Jittor it includes JIT-compiling op shapes not in its cache yet); the max abs difference between the two
 frameworks' logits for the same weights and input; the published top-1, and with ``--data`` the top-1 measured
-on that folder by tools/validate.py (each release's own preprocessing) beside it.
+on that folder by tools/validate.py (each release's own preprocessing) beside it; the tokens at the first stage;
+the peak memory the second call takes from emptied caches (on the CPU the growth of the process's peak RSS over its
+RSS before the call; on CUDA PyTorch's allocator peak over what it held before, and for Jittor, whose allocator
+keeps what it takes, the growth of the device memory in use; see ``PeakMemory``).
+
+``--sizes 224 320 448 ...`` measures every variant at each size it can take (Mixer and sMLPNet built for the size,
+ConvMLP as it is, ViP at the grid the size gives; see ``scaling.py``) and adds the growth exponents of MACs and of
+latency in the tokens N (least squares on log-log); ``--plot`` then draws both against N on log-log axes.
+
+``--torch-compile`` adds PyTorch compiled by ``torch.compile`` (inductor, ``fullgraph=True``) as the framework
+``torch_compiled``, interleaved with the others; its first call holds the compile time, its max abs diff is
+against eager PyTorch's output (the first step's loss with ``--bench train``, where the model is compiled and the
+optimizer step stays eager).
 
 ``--bench train`` times a training step instead of inference: forward in train mode (drop path 0, so that the
 frameworks compute the same), cross-entropy on fixed labels, backward and an SGD step (momentum 0.9, weight decay
@@ -27,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -43,8 +58,10 @@ from mlp_zoo.model_specs import variant
 from mlp_zoo.release_files import is_release_name
 from mlp_zoo.tools.pairs import build_jittor, build_torch, jittor_device, random_input, random_weights
 from mlp_zoo.tools.macs import jittor_macs, torch_macs
+from mlp_zoo.tools.scaling import exponents, exponents_table, sized_build, write_growth_plot
 
 FRAMEWORKS = ("torch", "jittor")
+COMPILED = "torch_compiled"  # with --torch-compile: PyTorch through torch.compile (inductor)
 BENCHES = ("latency", "train")
 SGEMM_N = 2048
 TRAIN_SGD = dict(lr=1e-3, momentum=0.9, weight_decay=1e-4)
@@ -63,15 +80,18 @@ class Record:
     top1: float | None
     batch: int
     img_size: int
+    tokens: int  # at the first stage
     latency_ms: float  # median per batch (per training step with --bench train)
     latency_min_ms: float
     images_per_s: float
     gflops: float  # achieved: 2 x MACs x batch / latency (x 3 for a training step)
     sgemm_gflops: float
     pct_sgemm: float
-    first_call_s: float
+    first_call_s: float  # Jittor's includes JIT compiling new op shapes, torch_compiled's torch.compile
+    peak_mem_mb: float | None  # what the second call added to the peak RSS (CPU) or allocator (CUDA), see PeakMemory
     vs_torch: float | None  # latency / PyTorch's latency
-    max_abs_diff: float | None  # between the frameworks' logits (the first step's losses with --bench train)
+    max_abs_diff: float | None  # between PyTorch's and Jittor's logits (the first step's losses with --bench
+    # train); for torch_compiled between its output and eager PyTorch's
     max_abs_logit: float  # (the loss with --bench train)
     load_avg: float  # 1-minute load average when the model's timing ended (this process included)
     others_cores: float | None  # cores busy with other processes during the model's timing, on average
@@ -103,6 +123,64 @@ def cpu_seconds() -> tuple[float, float] | None:
     return busy / os.sysconf("SC_CLK_TCK"), sum(os.times()[:4])
 
 
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+class PeakMemory:
+    """The peak memory one call adds, in bytes (None where it cannot be read), from emptied caches: memory freed
+    earlier (by the previous calls or variants) is first given back, Jittor's allocator cache and the C heap's free
+    pages, so that the call's working set is counted, not reused unseen. CPU: the process's peak RSS (VmHWM, which
+    writing 5 to /proc/self/clear_refs resets to the current RSS) over its RSS before the call. CUDA: PyTorch's
+    allocator peak over what it held before; for Jittor the growth of the device memory in use (its allocator
+    keeps what it takes, so that this growth is the allocator's peak over the call)."""
+
+    def __init__(self, framework: str, device: str) -> None:
+        self.framework, self.device = framework, device
+        self._before: int | None = None
+
+    def start(self) -> None:
+        gc.collect()
+        if self.framework == "jittor":
+            from mlp_zoo.jittor_support.runtime import jt
+
+            jt.gc()  # frees the blocks its allocators cache
+        try:
+            if self.device == "cpu":
+                ctypes.CDLL(None).malloc_trim(0)  # glibc: the heap's free pages back to the system
+                Path("/proc/self/clear_refs").write_text("5")
+                self._before = _status_kb("VmRSS") * 1024
+            elif self.framework == "jittor":
+                from mlp_zoo.jittor_support.runtime import jt
+
+                self._before = jt.get_mem_info().total_cuda_used
+            else:
+                import torch
+
+                torch.cuda.reset_peak_memory_stats()
+                self._before = torch.cuda.memory_allocated()
+        except (OSError, AttributeError):  # no /proc or no glibc
+            self._before = None
+
+    def stop(self) -> int | None:
+        if self._before is None:
+            return None
+        if self.device == "cpu":
+            peak = _status_kb("VmHWM") * 1024
+        elif self.framework == "jittor":
+            from mlp_zoo.jittor_support.runtime import jt
+
+            peak = jt.get_mem_info().total_cuda_used
+        else:
+            import torch
+
+            peak = torch.cuda.max_memory_allocated()
+        return max(0, peak - self._before)
+
+
 def sgemm_caller(device: str, n: int = SGEMM_N) -> Callable[[], None]:
     """An fp32 ``n x n @ n x n`` matmul in PyTorch: the machine's reference throughput."""
     import torch
@@ -115,6 +193,17 @@ def sgemm_caller(device: str, n: int = SGEMM_N) -> Callable[[], None]:
             torch.cuda.synchronize()
 
     return call
+
+
+def compiled(model: Any) -> Any:
+    """``model`` through ``torch.compile`` with inductor, in one graph (a graph break raises)."""
+    import torch
+    import torch._inductor.config
+
+    # inductor compiles in a pool of worker processes by default: on a few cores it gains little, and here
+    # each worker would be a fork of a process holding Jittor's runtime
+    torch._inductor.config.compile_threads = 1
+    return torch.compile(model, backend="inductor", fullgraph=True)
 
 
 def torch_caller(model: Any, x: np.ndarray, device: str) -> Callable[[], np.ndarray]:
@@ -185,66 +274,88 @@ def prepare(framework: str, name: str, state: dict[str, np.ndarray], x: np.ndarr
             kwargs: dict[str, Any], bench: str = "latency") -> tuple[Callable[[], np.ndarray], int]:
     """(a call running the model on ``x`` — inference returning the logits, or a training step returning the
     loss — and the model's parameter count)."""
-    if framework == "torch":
+    if framework in ("torch", COMPILED):
         model = build_torch(name, state, device, **kwargs)
+        params = sum(p.numel() for p in model.parameters())
+        if framework == COMPILED:
+            model = compiled(model)  # compiles on the first call, in the framework's turn
         call = torch_caller(model, x, device) if bench == "latency" else torch_train_caller(model, x, device)
-        return call, sum(p.numel() for p in model.parameters())
+        return call, params
     model = build_jittor(name, state, **kwargs)
     params = sum(int(np.prod(v.shape)) for k, v in model.state_dict().items() if "running_" not in k)
     return (jittor_caller(model, x) if bench == "latency" else jittor_train_caller(model, x)), params
 
 
-def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+def timed(call: Callable[[], Any], memory: PeakMemory | None = None) -> tuple[Any, float, int | None]:
+    """(the call's output, its seconds, the peak memory it added in bytes, measured outside the timing)."""
+    if memory:
+        memory.start()
     start = time.perf_counter()
     out = call()
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return out, seconds, memory.stop() if memory else None
 
 
-def time_interleaved(calls: dict[str, Callable[[], Any]], runs: int, warmup: int
-                     ) -> tuple[dict[str, Any], dict[str, float], dict[str, list[float]]]:
-    """(first outputs, first-call seconds, timed seconds) per call: the calls take turns one by one, and which
-    goes first alternates, so that load changes and cache effects hit all alike."""
-    outputs, first, times = {}, {}, {fw: [] for fw in calls}
+def time_interleaved(calls: dict[str, Callable[[], Any]], runs: int, warmup: int,
+                     memory: dict[str, PeakMemory] | None = None
+                     ) -> tuple[dict[str, Any], dict[str, float], dict[str, list[float]], dict[str, int | None]]:
+    """(first outputs, first-call seconds, timed seconds, the peak memory a call added) per call: the calls take
+    turns one by one, and which goes first alternates, so that load changes and cache effects hit all alike.
+    ``memory`` probes the second call of those it names (the first compiles; with --warmup 0 the second is timed,
+    and pays for the caches the probe empties)."""
+    memory = memory or {}
+    outputs, first, times, peaks = {}, {}, {fw: [] for fw in calls}, {fw: None for fw in calls}
     for fw, call in calls.items():
-        outputs[fw], first[fw] = timed(call)
+        outputs[fw], first[fw], _ = timed(call)
         log(f"  {fw} first call {first[fw]:.2f}s")
     order = list(calls)
     for i in range(warmup + runs):
         for fw in order if i % 2 == 0 else order[::-1]:
-            seconds = timed(calls[fw])[1]
+            _, seconds, peak = timed(calls[fw], memory.get(fw) if i == 0 else None)
+            if i == 0:
+                peaks[fw] = peak
             if i >= warmup:
                 times[fw].append(seconds)
         if i >= warmup:
             log(f"  run {i - warmup + 1}/{runs}: " + ", ".join(f"{fw} {t[-1] * 1e3:.0f} ms" for fw, t in times.items()))
-    return outputs, first, times
+    return outputs, first, times, peaks
 
 
 def compare_model(name: str, frameworks: list[str], device: str, batch: int, img_size: int, runs: int,
                   warmup: int, seed: int = 0, bench: str = "latency") -> list[Record]:
-    """Count, time (interleaved) and cross-check ``name``; one record per framework."""
+    """Count, time (interleaved) and cross-check ``name`` on ``img_size`` x ``img_size`` input (built for that
+    size as ``scaling.sized_build`` says); one record per framework (``torch``, ``torch_compiled``, ``jittor``)."""
     info = variant(name)
-    kwargs: dict[str, Any] = {} if img_size == 224 else {"img_size": img_size}
+    kwargs, tokens = sized_build(name, img_size)
     state = random_weights(name, seed, **kwargs)
     if bench == "train":
         kwargs["drop_path_rate"] = 0.0
-    counters = {"torch": torch_macs, "jittor": jittor_macs}
-    macs = {fw: counters[fw](name, (img_size, img_size), **kwargs) for fw in frameworks}
+    counters = {"torch": torch_macs, COMPILED: torch_macs, "jittor": jittor_macs}
+    macs = {fw: counters[fw](name, (img_size, img_size), **kwargs) for fw in frameworks if fw != COMPILED}
     log("  MACs per image: " + ", ".join(f"{fw} {m / 1e9:.3f}G" for fw, m in macs.items())
         + (f" (official {info.macs}G)" if info.macs else ""))
+    if COMPILED in frameworks:
+        macs[COMPILED] = macs["torch"]  # the same products, fused or not
 
-    x = random_input(batch, kwargs, seed)
+    x = random_input(batch, {"img_size": img_size}, seed)
     with jittor_device(device):
         prepared = {fw: prepare(fw, name, state, x, device, kwargs, bench) for fw in frameworks}
         params = {fw: p[1] for fw, p in prepared.items()}
         calls = {fw: p[0] for fw, p in prepared.items()}
         cpu_before, start = cpu_seconds(), time.perf_counter()
         # the reference matmul takes its turn with the models, so that it sees the same machine load
-        outputs, first, times = time_interleaved({**calls, "sgemm": sgemm_caller(device)}, runs, warmup)
+        outputs, first, times, peaks = time_interleaved({**calls, "sgemm": sgemm_caller(device)}, runs, warmup,
+                                                        {fw: PeakMemory(fw, device) for fw in frameworks})
         cpu_after, wall = cpu_seconds(), time.perf_counter() - start
     del prepared, calls  # frees the models before the next variant
     sgemm = 2 * SGEMM_N ** 3 / float(np.median(times.pop("sgemm"))) / 1e9
 
-    diff = float(np.abs(outputs["torch"] - outputs["jittor"]).max()) if len(frameworks) == 2 else None
+    def max_diff(a: str, b: str) -> float | None:
+        return float(np.abs(outputs[a] - outputs[b]).max()) if a in outputs and b in outputs else None
+
+    diffs = {"torch": max_diff("torch", "jittor"), "jittor": max_diff("torch", "jittor"),
+             COMPILED: max_diff(COMPILED, "torch")}
+    diff = diffs["torch"]
     if diff is not None and diff > 1e-4 * float(np.abs(outputs["torch"]).max()):  # the tests' tolerance: name where
         log(f"  the logits part by {diff:.2e}: mlp-zoo crosscheck --model {name} --img-size {img_size} --device {device}"
             f"{' --train' if bench == 'train' else ''} names the first module that computes differently")
@@ -258,10 +369,13 @@ def compare_model(name: str, frameworks: list[str], device: str, batch: int, img
         gflops = 2 * (3 if bench == "train" else 1) * macs[fw] * batch / latency / 1e9
         records.append(Record(
             model=name, family=info.family, framework=fw, bench=bench, device=device, params=params[fw],
-            macs=macs[fw] / 1e9, official_macs=info.macs, top1=info.top1, batch=batch, img_size=img_size,
-            latency_ms=latency * 1e3, latency_min_ms=min(times[fw]) * 1e3, images_per_s=batch / latency,
-            gflops=gflops, sgemm_gflops=sgemm, pct_sgemm=100 * gflops / sgemm, first_call_s=first[fw],
-            vs_torch=latency / medians["torch"] if "torch" in medians else None, max_abs_diff=diff,
+            # the published figures are for 224 px
+            macs=macs[fw] / 1e9, official_macs=info.macs if img_size == 224 else None,
+            top1=info.top1 if img_size == 224 else None, batch=batch, img_size=img_size,
+            tokens=tokens, latency_ms=latency * 1e3, latency_min_ms=min(times[fw]) * 1e3,
+            images_per_s=batch / latency, gflops=gflops, sgemm_gflops=sgemm, pct_sgemm=100 * gflops / sgemm,
+            first_call_s=first[fw], peak_mem_mb=None if peaks[fw] is None else peaks[fw] / 2 ** 20,
+            vs_torch=latency / medians["torch"] if "torch" in medians else None, max_abs_diff=diffs[fw],
             max_abs_logit=float(np.abs(outputs[fw]).max()), load_avg=load, others_cores=others))
     return records
 
@@ -275,16 +389,16 @@ def markdown_table(records: list[Record]) -> str:
     train = bool(records) and records[0].bench == "train"
     measured = any(r.measured_top1 is not None for r in records)
     head = ["model", "framework", "params (M)", "MACs (G)", "official MACs (G)", "top-1"] + \
-        (["measured top-1"] if measured else []) + [
+        (["measured top-1"] if measured else []) + ["size", "tokens",
             f"{'train step' if train else 'latency'} (ms, batch {batch})", "img/s", "GFLOP/s", "% sgemm",
-            "first call (s)", "vs torch", "loss diff" if train else "max abs diff"]
+            "peak mem (MB)", "first call (s)", "vs torch", "loss diff" if train else "max abs diff"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         rows.append("| " + " | ".join([
             r.model, r.framework, f"{r.params / 1e6:.3f}", f"{r.macs:.2f}", _fmt(r.official_macs, ".2f"),
             _fmt(r.top1, ".1f")] + ([_fmt(r.measured_top1, ".2f")] if measured else []) + [
-            f"{r.latency_ms:.1f}", f"{r.images_per_s:.1f}", f"{r.gflops:.1f}",
-            f"{r.pct_sgemm:.0f}%", f"{r.first_call_s:.2f}", _fmt(r.vs_torch, ".2f"),
+            str(r.img_size), str(r.tokens), f"{r.latency_ms:.1f}", f"{r.images_per_s:.1f}", f"{r.gflops:.1f}",
+            f"{r.pct_sgemm:.0f}%", _fmt(r.peak_mem_mb, ".0f"), f"{r.first_call_s:.2f}", _fmt(r.vs_torch, ".2f"),
             _fmt(r.max_abs_diff, ".2e")]) + " |")
     return "\n".join(rows)
 
@@ -352,14 +466,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--img-size", type=int, help="input size (default 224)")
+    p.add_argument("--sizes", type=int, nargs="+", metavar="S",
+                   help="measure every model at each of these sizes it can take, with the growth exponents of MACs "
+                        "and latency in the tokens")
+    p.add_argument("--torch-compile", action="store_true",
+                   help="add PyTorch compiled by torch.compile (inductor) as the framework torch_compiled")
     p.add_argument("--runs", type=int, default=7, help="timed calls per framework (default 7)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls after the first (default 2)")
     p.add_argument("--bench", choices=BENCHES, default="latency",
                    help="latency: inference; train: forward, backward and SGD step (default latency)")
     p.add_argument("--json", type=Path, help="write the records as a JSON list")
     p.add_argument("--csv", type=Path, help="write the records as CSV")
-    p.add_argument("--plot", type=Path, help="write a PNG: top-1 vs MACs, latency per framework")
+    p.add_argument("--plot", type=Path, help="write a PNG: top-1 vs MACs and latency per framework (with --sizes: "
+                                             "MACs and latency against tokens, log-log)")
     p.add_argument("--data", help="an ImageNet-style folder: adds a measured top-1 column (tools/validate.py, each "
                                   "release's preprocessing) beside the published one")
     p.add_argument("--pretrained", "--checkpoints", dest="checkpoints", nargs="+", default=[],
@@ -377,14 +497,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--runs and --batch must be >= 1, --warmup >= 0")
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit {args.limit}: must be >= 1")
-    from mlp_zoo.model_specs import VARIANTS
-    from weights_convert.resample import check_input_size
+    if args.sizes and args.img_size:
+        p.error("--img-size and --sizes: give one")
+    if args.sizes and args.data:
+        p.error("--data measures top-1 at one size: use --img-size, not --sizes")
+    if args.torch_compile and "torch" not in args.frameworks:
+        p.error("--torch-compile compares against eager PyTorch: keep torch in --frameworks")
+    if any(s < 1 for s in [args.img_size or 224, *(args.sizes or [])]):
+        p.error("image sizes must be positive")
+    if args.img_size:  # one size asked for: every model must take it (--sizes skips what a model cannot take)
+        from mlp_zoo.model_specs import VARIANTS
+        from weights_convert.resample import check_input_size
 
-    for name in [m for m in args.models or default_models() if m in VARIANTS]:  # unknown names: main says so
-        try:
-            check_input_size(name, args.img_size)
-        except ValueError as e:
-            p.error(f"--img-size {args.img_size}: {e}")
+        for name in [m for m in args.models or default_models() if m in VARIANTS]:  # unknown names: main says so
+            try:
+                check_input_size(name, args.img_size)
+            except ValueError as e:
+                p.error(f"--img-size {args.img_size}: {e}")
+    args.sizes = list(dict.fromkeys(args.sizes or [args.img_size or 224]))
+    args.img_size = args.sizes[0]
     return args
 
 
@@ -426,13 +557,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
     frameworks = [fw for fw in FRAMEWORKS if fw in args.frameworks]
+    if args.torch_compile:
+        frameworks.insert(1, COMPILED)
+    runs, skipped = [], []
+    for name in models:
+        taken = []
+        for size in args.sizes:
+            try:
+                sized_build(name, size)
+                taken.append((name, size))
+            except ValueError as e:
+                skipped.append(str(e))
+        if not taken:
+            print(f"{name} takes none of the sizes {' '.join(map(str, args.sizes))}: {skipped[-1]}", file=sys.stderr)
+            return 2
+        runs += taken
+    for note in skipped:
+        log(f"skipped: {note}")
     summary = machine_summary(args.device)
     log(summary)
     records: list[Record] = []
-    for i, name in enumerate(models, 1):
-        log(f"[{i}/{len(models)}] {name}")
-        timed = compare_model(name, frameworks, args.device, args.batch, args.img_size, args.runs,
-                              args.warmup, bench=args.bench)
+    for i, (name, size) in enumerate(runs, 1):
+        log(f"[{i}/{len(runs)}] {name} at {size} px")
+        timed = compare_model(name, frameworks, args.device, args.batch, size, args.runs, args.warmup,
+                              bench=args.bench)
         if args.data:
             measured = measure_top1(name, frameworks, args)
             for record in timed:
@@ -443,11 +591,18 @@ def main(argv: list[str] | None = None) -> int:
     busy = f"; other processes kept {max(others):.2f} cores busy at most (average per model)" if others else ""
     print(f"{summary} (at start), {os.getloadavg()[0]:.2f} (at end){busy}; sgemm {SGEMM_N}^3 fp32 in torch, timed "
           f"in turn with the models: {sgemm:.1f} GFLOP/s (median over the models)\n\n{markdown_table(records)}")
+    growth = exponents(records) if len(args.sizes) > 1 else []
+    if growth:
+        print(f"\nGrowth with the tokens N at the first stage (least squares on log-log)\n\n{exponents_table(growth)}")
+    for note in skipped:
+        print(f"\nskipped: {note}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in records], indent=1) + "\n")
     if args.csv:
         write_csv(records, args.csv)
-    if args.plot:
+    if args.plot and growth:
+        write_growth_plot(records, growth, args.plot)
+    elif args.plot:
         write_plot(records, args.plot)
     return 0
 

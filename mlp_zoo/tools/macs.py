@@ -15,18 +15,25 @@ from typing import Any, Callable, Iterator
 def torch_macs(name: str, input_hw: tuple[int, int] = (224, 224), **kwargs: Any) -> int:
     """MACs of one ``input_hw`` image through the PyTorch variant ``name`` built with ``kwargs``."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     import models_pytorch
 
     with torch.device("meta"):
         model = models_pytorch.create_model(name, **kwargs).eval()
         x = torch.empty(1, kwargs.get("in_chans", 3), *input_hw)
+    return torch_module_macs(model, x)
+
+
+def torch_module_macs(module: Any, *inputs: Any) -> int:
+    """MACs of ``module(*inputs)`` in PyTorch (any part of a model; meta tensors compute nothing)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     # the in-place accumulating products are not in the counter's table: 2 FLOPs per multiply-accumulate
     in_place = {torch.ops.aten.addmm_: lambda acc, a, b, **_: 2 * a[0] * a[1] * b[1],
                 torch.ops.aten.baddbmm_: lambda acc, a, b, **_: 2 * a[0] * a[1] * a[2] * b[2]}
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=in_place) as counter:
-        model(x)
+        module(*inputs)
     return counter.get_total_flops() // 2  # a MAC is two FLOPs
 
 
@@ -102,7 +109,13 @@ def jittor_macs(name: str, input_hw: tuple[int, int] = (224, 224), **kwargs: Any
 
     model = models_jittor.create_model(name, **kwargs)
     model.eval()
-    x = jt.zeros((1, kwargs.get("in_chans", 3), *input_hw))
+    return jittor_module_macs(model, jt.zeros((1, kwargs.get("in_chans", 3), *input_hw)))
+
+
+def jittor_module_macs(module: Any, *inputs: Any) -> int:
+    """MACs of ``module(*inputs)`` in Jittor (any part of a model)."""
+    from mlp_zoo.jittor_support.runtime import jt
+
     with jt.no_grad(), _counting_jittor() as counter:
-        model(x)  # builds the lazy graph only: nothing is computed, since nothing is fetched
+        module(*inputs)  # builds the lazy graph only: nothing is computed, since nothing is fetched
     return counter.macs
