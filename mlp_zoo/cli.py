@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "fine-tune or train on an image folder (torchrun / mpirun for several processes)"),
     "compare": ("compare", "parameters, MACs, latency and agreement of the two frameworks, side by side"),
     "resolution-study": ("resolution_study", "train at one size, evaluate and fine-tune at others"),
+    "ablation-study": ("ablation_study", "train sMLPNet's ablation settings with one recipe and compare them"),
     "benchmark": ("benchmark", "a per-op profile of one model in each framework"),
     "demo": ("demo", "the main job end to end: a PyTorch checkpoint converted, loaded and compared in Jittor"),
 }

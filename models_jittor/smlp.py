@@ -23,7 +23,7 @@ from mlp_zoo.model_specs import variant
 from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
 from mlp_zoo.model_specs.features import Indices, take_indices
 from mlp_zoo.model_specs.smlp import DENSE_HIDDEN_RATIO, OPTIONS_KEY, SMLPOptions
-from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, permute, residual_branch
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, permute, residual_branch, weighted_sum
 from .registry import register_model
 
 
@@ -90,10 +90,7 @@ class WeightedSum(nn.Module):
         self.weight = jt.ones(branches)
 
     def execute(self, parts: list[jt.Var]) -> jt.Var:
-        out = parts[0] * self.weight[0]
-        for i, part in enumerate(parts[1:], 1):
-            out = out + part * self.weight[i]
-        return out
+        return weighted_sum(parts, self.weight)
 
 
 class DenseTokenMix(nn.Module):

@@ -23,7 +23,7 @@ from mlp_zoo.model_specs import variant
 from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
 from mlp_zoo.model_specs.features import Indices, take_indices
 from mlp_zoo.model_specs.smlp import DENSE_HIDDEN_RATIO, OPTIONS_KEY, SMLPOptions
-from .layers import DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, residual_branch
+from .layers import DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, residual_branch, weighted_sum
 from .registry import register_model
 
 
@@ -81,10 +81,7 @@ class WeightedSum(nn.Module):
         self.weight = nn.Parameter(torch.ones(branches))
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        out = parts[0] * self.weight[0]
-        for i, part in enumerate(parts[1:], 1):
-            out = out + part * self.weight[i]
-        return out
+        return weighted_sum(parts, self.weight)
 
 
 class DenseTokenMix(nn.Module):

@@ -75,6 +75,33 @@ class SMLPOptions:
         return np.frombuffer(json.dumps(changed, sort_keys=True).encode(), np.uint8).astype(np.float32)
 
 
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """Build options from a command line's ``KEY=VALUE`` words (``fusion=sum local=false sparse_stages=0111``),
+    checked; ValueError naming the bad word."""
+    bools = {"true": True, "false": False, "1": True, "0": False}
+    options: dict[str, Any] = {}
+    known = [f.name for f in fields(SMLPOptions)]
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"{pair!r}: not KEY=VALUE with KEY one of {', '.join(known)}")
+        if key == "sparse_stages":
+            if not value or set(value) - {"0", "1"}:
+                raise ValueError(f"{pair!r}: sparse_stages takes one 1 or 0 per stage, e.g. sparse_stages=0111")
+            options[key] = tuple(c == "1" for c in value)
+        elif key in ("identity", "local"):
+            if value.lower() not in bools:
+                raise ValueError(f"{pair!r}: {key} takes true or false")
+            options[key] = bools[value.lower()]
+        else:
+            options[key] = value
+    try:
+        SMLPOptions(**options)
+    except ValueError as e:
+        raise ValueError(f"{' '.join(pairs)}: {e}") from None
+    return options
+
+
 def read_record(record: np.ndarray) -> dict[str, Any]:
     """The build options an ``OPTIONS_KEY`` entry records; ValueError if it is not a valid record."""
     codes = np.asarray(record).ravel()
