@@ -143,8 +143,8 @@ def _grid_img_size(state: State, n_stages: int) -> tuple[int, int] | None:
         block = f"stages.{s}.blocks.0.token_mix"
         if f"{block}.mix_h.weight" in state:
             return state[f"{block}.mix_h.weight"].shape[0] * 4 * 2 ** s, state[f"{block}.mix_w.weight"].shape[0] * 4 * 2 ** s
-        if f"{block}.token_mlp.fc1.weight" in state:
-            side = int(round(state[f"{block}.token_mlp.fc1.weight"].shape[1] ** 0.5))
+        if f"{block}.token_mlp.mlp.fc1.weight" in state:
+            side = int(round(state[f"{block}.token_mlp.mlp.fc1.weight"].shape[1] ** 0.5))
             return side * 4 * 2 ** s, side * 4 * 2 ** s
     return None
 
