@@ -9,7 +9,8 @@ keys and values as ``SMLPOptions``: fusion, identity, axial, local, sparse_stage
 token_mixing). Every setting trains from scratch with tools/finetune.py's recipe on ``--data`` (the built-in digits
 or an image folder), in ``--framework`` torch or jittor, once per seed (the same seeds for all: the same batch order,
 and the same init for the parameters the settings share the shapes of). Prints a table (parameters, MACs per image,
-training images/s, test accuracy after each epoch, mean over the seeds) and writes OUT/ablation_study.json, .csv and
+images/s over the run (training steps, their images over the wall time, test passes included), test accuracy after each
+epoch, mean over the seeds) and writes OUT/ablation_study.json, .csv and
 the plot OUT/ablation_study.png (test accuracy per epoch).
 """
 from __future__ import annotations
@@ -145,7 +146,7 @@ def write_json(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
 
 
 def table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
-    lines = [f"| setting | params | MACs (M) | train images/s | test accuracy per epoch, mean of seeds "
+    lines = [f"| setting | params | MACs (M) | images/s (run) | test accuracy per epoch, mean of seeds "
              f"{', '.join(map(str, args.seeds))} (%) | final: min - max (%) |", "|---|---|---|---|---|---|"]
     for row in rows:
         s = summary(row)
