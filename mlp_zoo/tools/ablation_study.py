@@ -7,8 +7,8 @@
 Each setting is ``default`` (the published block) or words ``KEY=VALUE`` joined by ``+`` (``fusion=sum+identity=false``;
 keys and values as ``SMLPOptions``: fusion, identity, axial, local, sparse_stages as one 1/0 per stage,
 token_mixing). Every setting trains from scratch with tools/finetune.py's recipe on ``--data`` (the built-in digits
-or an image folder), in ``--framework`` torch or jittor, once per seed (the same seeds for all: the same batch order,
-and the same init for the parameters the settings share the shapes of). Prints a table (parameters, MACs per image,
+or an image folder), in ``--framework`` torch or jittor, once per seed (the same seeds for all: the same batch order
+and init seed). Prints a table (parameters, MACs per image,
 images/s over the run (training steps, their images over the wall time, test passes included), test accuracy after each
 epoch, mean over the seeds) and writes OUT/ablation_study.json, .csv and
 the plot OUT/ablation_study.png (test accuracy per epoch).
