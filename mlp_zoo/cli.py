@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "parameters, MACs, latency and agreement of the two frameworks, side by side"),
     "resolution-study": ("resolution_study", "train at one size, evaluate and fine-tune at others"),
     "crosscheck": ("crosscheck", "where the two frameworks part: every module's output (and gradient) compared, named"),
+    "ablation-study": ("ablation_study", "train sMLPNet's ablation settings with one recipe and compare them"),
     "benchmark": ("benchmark", "a per-op profile of one model in each framework"),
     "releases": ("releases", "the published releases by name: list them (cached or not), download them ahead of time"),
     "demo": ("demo", "the main job end to end: a PyTorch checkpoint converted, loaded and compared in Jittor"),

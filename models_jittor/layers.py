@@ -213,6 +213,28 @@ def concat_linear(parts: list[jt.Var], weight: jt.Var) -> jt.Var:
     return sum(nn.matmul_transpose(part, block) for part, block in zip(parts, blocks))
 
 
+class _WeightedSumFn(jt.Function):
+    """``sum(part_i * weight[i])``, each scalar's gradient summed over the whole tensor in float64 (Jittor's float32
+    sum drifts over so many terms)."""
+
+    def execute(self, weight: jt.Var, *parts: jt.Var) -> jt.Var:
+        self.weight, self.parts = weight, parts
+        out = parts[0] * weight[0]
+        for i, part in enumerate(parts[1:], 1):
+            out = out + part * weight[i]
+        return out
+
+    def grad(self, g: jt.Var) -> tuple[jt.Var, ...]:
+        dims = list(range(g.ndim))
+        dweight = jt.concat([_sum64(g * p, dims).reshape(1) for p in self.parts]).float32()
+        return (dweight, *(g * self.weight[i] for i in range(len(self.parts))))
+
+
+def weighted_sum(parts: list[jt.Var], weight: jt.Var) -> jt.Var:
+    """``sum(part_i * weight[i])`` over same-shaped parts, one learned scalar each."""
+    return _WeightedSumFn()(weight, *parts)
+
+
 def permutator_split(seg: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var]:
     """ViP: (B, H, W, G, S) segments to ``(seg, the H branch's input (B, W, G, H, S), the W branch's
     (B, H, G, W, S))``. On the CPU one kernel writes both and passes seg through, so that its three gradients are

@@ -7,6 +7,10 @@ Unlike the original, H and W may differ (``img_size=(H, W)``), and the blocks ke
 channels-last, (B, H, W, C), for speed: the BatchNorms take them as (B*H*W, C) rows, the convs run on NHWC
 memory, and the channel MLP, the fuse and the axial mixes run as plain matrix products.
 The parameters are the original ones, same names and shapes.
+
+The paper's ablations are build options (``mlp_zoo.model_specs.smlp.SMLPOptions``: the fusion, the identity
+branch, serial axial mixing, no depthwise part, no global mixing in some stages, a dense token MLP); a model built
+with any keeps them in its state dict under ``options``, so that a checkpoint rebuilds it.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from jittor import init, nn
 from mlp_zoo.model_specs import variant
 from mlp_zoo.model_specs.drop_path import linear_drop_path_rates
 from mlp_zoo.model_specs.features import Indices, take_indices
-from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, permute, residual_branch
+from mlp_zoo.model_specs.smlp import DENSE_HIDDEN_RATIO, OPTIONS_KEY, SMLPOptions
+from .layers import BatchNorm2d, DropPath, LayerNorm, Mlp, concat_linear, gelu_layer, permute, residual_branch, weighted_sum
 from .registry import register_model
 
 
@@ -78,29 +83,76 @@ class AxialMix(nn.Module):
         return f"axis={self.axis}, size={self.weight.shape[0]}"
 
 
-class SparseTokenMix(nn.Module):
-    """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv), channels-last."""
+class WeightedSum(nn.Module):
+    """The ``weighted`` fusion: the branches summed with one learned scalar each (ones at init: their plain sum)."""
 
-    def __init__(self, dim: int, grid: tuple[int, int], gelu: str = "exact") -> None:
-        self.dw_norm = ChannelsLastBatchNorm(dim)
-        self.dw_act = gelu_layer(gelu)
-        self.dw_conv = ChannelsLastConv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
+    def __init__(self, branches: int) -> None:
+        self.weight = jt.ones(branches)
+
+    def execute(self, parts: list[jt.Var]) -> jt.Var:
+        return weighted_sum(parts, self.weight)
+
+
+class DenseTokenMix(nn.Module):
+    """MLP-Mixer's token MLP over a stage's N = H*W tokens, shared over channels, on channels-last input: the
+    token mixing of the paper's multi-stage baseline; hidden width ``DENSE_HIDDEN_RATIO * N``."""
+
+    def __init__(self, grid: tuple[int, int], gelu: str = "exact") -> None:
+        tokens = grid[0] * grid[1]
+        self.mlp = Mlp(tokens, max(1, int(tokens * DENSE_HIDDEN_RATIO)), gelu)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        b, h, w, c = x.shape
+        # the tokens last for the Linears' 2-D GEMMs (our permute: Jittor's transposes run on one CPU thread)
+        return permute(self.mlp(permute(x.reshape(b, h * w, c), (0, 2, 1))), (0, 2, 1)).reshape(b, h, w, c)
+
+
+class SparseTokenMix(nn.Module):
+    """Depthwise 3x3 conv, then the sparse MLP ([identity, W-mix, H-mix] fused by a 1x1 conv), channels-last;
+    ``options`` ablate its parts, ``sparse=False`` drops the global mixing (the depthwise part alone)."""
+
+    def __init__(self, dim: int, grid: tuple[int, int], gelu: str = "exact", options: SMLPOptions = SMLPOptions(),
+                 sparse: bool = True) -> None:
+        self.fusion, self.identity, self.serial = options.fusion, options.identity, options.axial == "serial"
+        if options.local:
+            self.dw_norm = ChannelsLastBatchNorm(dim)
+            self.dw_act = gelu_layer(gelu)
+            self.dw_conv = ChannelsLastConv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
+        if not sparse:
+            return
         self.mix_norm = ChannelsLastBatchNorm(dim)
+        if options.token_mixing == "dense":  # Mixer's token MLP: a norm, then the MLP (its own GELU inside)
+            self.token_mlp = DenseTokenMix(grid, gelu)
+            return
         self.mix_act = gelu_layer(gelu)
         self.mix_w = AxialMix(grid[1], "w")
         self.mix_h = AxialMix(grid[0], "h")
-        self.fuse = nn.Conv2d(3 * dim, dim, 1, bias=False)
+        branches = 3 if options.identity else 2
+        if options.fusion == "concat":
+            self.fuse = nn.Conv2d(branches * dim, dim, 1, bias=False)
+        elif options.fusion == "weighted":
+            self.fuse = WeightedSum(branches)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        x = self.mix_act(self.mix_norm(self.dw_conv(self.dw_act(self.dw_norm(x)))))
-        # the 1x1 fuse conv over the concat [x, W-mix, H-mix], without the concat
-        return concat_linear([x, self.mix_w(x), self.mix_h(x)], self.fuse.weight.reshape(self.fuse.weight.shape[:2]))
+        if hasattr(self, "dw_conv"):
+            x = self.dw_conv(self.dw_act(self.dw_norm(x)))
+        if hasattr(self, "token_mlp"):
+            return self.token_mlp(self.mix_norm(x))
+        if not hasattr(self, "mix_w"):
+            return x
+        x = self.mix_act(self.mix_norm(x))
+        w = self.mix_w(x)
+        parts = ([x] if self.identity else []) + [w, self.mix_h(w if self.serial else x)]
+        if self.fusion == "concat":
+            # the 1x1 fuse conv over the concat [x, W-mix, H-mix], without the concat
+            return concat_linear(parts, self.fuse.weight.reshape(self.fuse.weight.shape[:2]))
+        return self.fuse(parts) if self.fusion == "weighted" else sum(parts[1:], parts[0])
 
 
 class SMLPBlock(nn.Module):
-    def __init__(self, dim: int, grid: tuple[int, int], mlp_ratio: float = 3.0,
-                 drop_path: float = 0.0, gelu: str = "exact") -> None:
-        self.token_mix = SparseTokenMix(dim, grid, gelu)
+    def __init__(self, dim: int, grid: tuple[int, int], mlp_ratio: float = 3.0, drop_path: float = 0.0,
+                 gelu: str = "exact", options: SMLPOptions = SMLPOptions(), sparse: bool = True) -> None:
+        self.token_mix = SparseTokenMix(dim, grid, gelu, options, sparse)
         self.norm = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), gelu)
         self.drop_path = DropPath(drop_path)
@@ -114,9 +166,10 @@ class SMLPStage(nn.Module):
     """A 2x2 stride-2 downsampling conv (none in the first stage) and the stage's blocks."""
 
     def __init__(self, in_dim: int, dim: int, grid: tuple[int, int], depth: int, mlp_ratio: float,
-                 drop_paths: list[float], gelu: str, downsample: bool) -> None:
+                 drop_paths: list[float], gelu: str, downsample: bool, options: SMLPOptions = SMLPOptions(),
+                 sparse: bool = True) -> None:
         self.downsample = ChannelsLastConv2d(in_dim, dim, 2, stride=2, bias=False) if downsample else nn.Identity()
-        self.blocks = nn.Sequential(*[SMLPBlock(dim, grid, mlp_ratio, drop_paths[i], gelu)
+        self.blocks = nn.Sequential(*[SMLPBlock(dim, grid, mlp_ratio, drop_paths[i], gelu, options, sparse)
                                       for i in range(depth)])
 
     def execute(self, x: jt.Var) -> jt.Var:
@@ -126,7 +179,12 @@ class SMLPStage(nn.Module):
 class SMLPNet(nn.Module):
     def __init__(self, img_size: int | tuple[int, int] = 224, in_chans: int = 3, num_classes: int = 1000,
                  embed_dim: int = 80, depths: tuple[int, ...] = (2, 8, 14, 2), mlp_ratio: float = 3.0,
-                 drop_path_rate: float = 0.0, gelu: str = "exact") -> None:
+                 drop_path_rate: float = 0.0, gelu: str = "exact", fusion: str = "concat", identity: bool = True,
+                 axial: str = "parallel", local: bool = True,
+                 sparse_stages: tuple[bool, ...] = (True, True, True, True), token_mixing: str = "sparse") -> None:
+        """The published sMLPNet by default; ``fusion`` to ``token_mixing``: the paper's ablations (``SMLPOptions``)."""
+        options = SMLPOptions(fusion, identity, axial, local, sparse_stages, token_mixing).for_depths(len(depths))
+        self.build_options = options
         height, width = _pair(img_size)
         reduction = 4 * 2 ** (len(depths) - 1)
         if height % reduction or width % reduction:
@@ -140,11 +198,14 @@ class SMLPNet(nn.Module):
         for i, depth in enumerate(depths):
             grid = (height // (4 * 2 ** i), width // (4 * 2 ** i))
             stages.append(SMLPStage(dims[max(i - 1, 0)], dims[i], grid, depth, mlp_ratio,
-                                    rates[start:start + depth], gelu, downsample=i > 0))
+                                    rates[start:start + depth], gelu, i > 0, options, options.sparse_stages[i]))
             start += depth
         self.stages = nn.Sequential(*stages)
         self.norm = ChannelsLastBatchNorm(self.num_features)
         self.reset_classifier(num_classes)
+        record = options.record()
+        if record is not None:  # the ablations' record (the published model's keys stay the official ones)
+            setattr(self, OPTIONS_KEY, jt.array(record).stop_grad())
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new classifier for ``num_classes`` (0: none, features only), with the default Linear init."""

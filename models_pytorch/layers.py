@@ -65,6 +65,14 @@ def concat_linear(parts: list[torch.Tensor], weight: torch.Tensor) -> torch.Tens
     return out
 
 
+def weighted_sum(parts: list[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
+    """``sum(part_i * weight[i])`` over same-shaped parts, one learned scalar each."""
+    out = parts[0] * weight[0]
+    for i, part in enumerate(parts[1:], 1):
+        out = out + part * weight[i]
+    return out
+
+
 def permutator_split(seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ViP: (B, H, W, G, S) segments to ``(seg, the H branch's input (B, W, G, H, S), the W branch's
     (B, H, G, W, S))``, the two as permuted views."""

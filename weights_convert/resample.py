@@ -213,6 +213,8 @@ def _smlp(name: str, state: State, size: tuple[int, int], method: str, kernel: s
     if changed:
         for s in range(n_stages):
             first = f"stages.{s}.blocks.0.token_mix"
+            if first + ".mix_h.weight" not in state:  # an ablation without axial mixing in this stage
+                continue
             grids.append(f"{state[first + '.mix_h.weight'].shape[0]}x{state[first + '.mix_w.weight'].shape[0]} -> "
                          f"{out[first + '.mix_h.weight'].shape[0]}x{out[first + '.mix_w.weight'].shape[0]}")
     return out, changed, "grids " + ", ".join(grids)

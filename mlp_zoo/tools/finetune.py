@@ -28,6 +28,7 @@ import numpy as np
 
 from mlp_zoo.model_specs import VARIANTS, variant
 from mlp_zoo.model_specs.pretrained_cfg import KEYS as CFG_KEYS, pretrained_cfg
+from mlp_zoo.model_specs.smlp import parse_options
 from mlp_zoo.training.checkpoint import remove_stale_temporaries, state_path
 from mlp_zoo.training.data import StreamedData, read_source
 from mlp_zoo.training.loop import Run, train
@@ -96,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
                    help="keep an EMA of the weights (timm's ModelEmaV2, e.g. 0.9998), evaluated and saved beside "
                         "the raw weights as OUT/<model>_<framework>_ema.*")
     p.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (must be 0 with both)")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="sMLPNet only: an ablation option, e.g. fusion=sum local=false sparse_stages=0111 "
+                        "(docs/ablations.md); repeatable")
     p.add_argument("--amp", action="store_true", help="mixed precision: torch.autocast (bfloat16 on the CPU, "
                                                       "float16 + GradScaler on CUDA); Jittor: CUDA only")
     p.add_argument("--device", choices=("auto", "cpu"), default="auto", help="auto: CUDA when present")
@@ -128,6 +132,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.model:
         p.error("--model is required")
     check_options(p, args)
+    if args.model_option:
+        if variant(args.model).family != "smlp":
+            p.error(f"--model-option: {args.model} has no ablation options (sMLPNet variants only)")
+        try:
+            parse_options(args.model_option)
+        except ValueError as e:
+            p.error(f"--model-option {e}")
     if args.framework == "both" and args.drop_path:
         p.error("--framework both needs --drop-path 0: each framework draws its own stochastic-depth masks")
     if args.min_lr is None:
@@ -333,7 +344,8 @@ def _run(args: argparse.Namespace, preemption: Preemption) -> dict[str, Any]:
             source, labels, classes, cfg_override = read_source(args.data, args.img_size, out / LISTING)
         except FolderError as e:
             raise fail(f"--data {e}") from None
-        kwargs = model_kwargs(args.model, args.img_size, len(classes), args.drop_path)
+        kwargs = {**model_kwargs(args.model, args.img_size, len(classes), args.drop_path),
+                  **parse_options(getattr(args, "model_option", []))}  # a resumed run's args may predate it
         try:
             trainers = build_trainers(args, kwargs)
         except CheckpointError as e:

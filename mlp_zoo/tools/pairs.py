@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mlp_zoo.model_specs import variant
+from mlp_zoo.model_specs.smlp import OPTIONS_KEY
 
 
 @dataclass
@@ -52,6 +53,8 @@ def random_weights(name: str, seed: int = 0, **kwargs: Any) -> dict[str, np.ndar
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for key, value in model.state_dict().items():
+            if key == OPTIONS_KEY:  # sMLPNet's record of its build options, not a weight
+                continue
             if key.endswith("running_mean"):
                 value.normal_(0.0, 0.5, generator=g)
             elif key.endswith("running_var"):
