@@ -14,7 +14,7 @@ from helpers import pretrained_logits
 from mlp_zoo.model_specs import FAMILIES
 from mlp_zoo.model_specs.smlp import OPTIONS_KEY, SMLPOptions, read_record
 from mlp_zoo.tools import convert
-from mlp_zoo.tools.crosscheck import cross_check, random_weights
+from mlp_zoo.tools.pairs import cross_check, random_weights
 from mlp_zoo.tools.macs import jittor_macs, torch_macs
 from mlp_zoo.tools.traincheck import train_check
 from weights_convert.errors import CheckpointError
