@@ -29,6 +29,7 @@ import pytest
 
 from helpers import ROOT, clone_files, official_manifest, save_torch
 from local_server import serving
+from release_server import serve as serve_hub
 
 DOCS = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
 RUN = {"bash", "sh", "python"}
@@ -224,6 +225,9 @@ def _venv_resolved(command: str) -> str:
     return re.sub(r"(?<![\w./-])\.venv/bin/", f"{sys.prefix}/bin/", command)
 
 
+HUB_NAME = re.compile(r"hf-hub:([\w.-]+/[\w.-]+)")  # a Hub repository a page names
+
+
 class _StandIns:
     """Writes each stand-in once, on demand (from the page's folder or a request to the mirror), thread-safe."""
 
@@ -280,11 +284,20 @@ def test_examples_run(file, tmp_path):
             else:
                 os.link(path, target)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPZOO_", "HF_"))}
-    env.update(PYTHONPATH=str(work), MPLBACKEND="Agg", MLPZOO_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
-    with serving(mirror.folder, before=lambda name: mirror.get(name) if name in STAND_INS else None) as url:
-        env["MLPZOO_MIRROR"] = url
-        for block in runnable:
-            _run_block(block, work, env)
+    env.update(PYTHONPATH=str(work), MPLBACKEND="Agg", MLPZOO_CACHE=str(tmp_path / "cache"),
+               HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_DISABLE_TELEMETRY="1")
+    hub = serve_hub()  # the Hub for hf-hub: names (huggingface_hub asks HF_ENDPOINT)
+    for repo in set(HUB_NAME.findall(text)):
+        assert repo.startswith("timm/mixer_b16_224."), f"{file}: no stand-in for hf-hub:{repo}"
+        hub.files[f"/{repo}/resolve/main/model.safetensors"] = mirror.get("model.safetensors").read_bytes()
+    env["HF_ENDPOINT"] = hub.url
+    try:
+        with serving(mirror.folder, before=lambda name: mirror.get(name) if name in STAND_INS else None) as url:
+            env["MLPZOO_MIRROR"] = url
+            for block in runnable:
+                _run_block(block, work, env)
+    finally:
+        hub.shutdown(), hub.server_close()
 
 
 def test_a_failing_block_names_its_page_block_and_command(tmp_path):
