@@ -111,7 +111,7 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    classes = len(read_source(args.data, args.img_size)[2])
+    classes = len(read_source(args.data, args.img_size, out / "image_paths.bin")[2])
     rows = []
     for setting in args.settings:
         params, macs = cost(args, args.options[setting], classes)

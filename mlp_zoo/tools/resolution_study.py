@@ -100,7 +100,7 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    classes = len(read_source(args.data, args.train_size)[2])
+    classes = len(read_source(args.data, args.train_size, out / "image_paths.bin")[2])
     save = lambda: (out / "study.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     common = ["--data", args.data, "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--aug", args.aug]
     trained, base = {}, {}
