@@ -40,9 +40,9 @@ def tiny_folder(root: Path, per_class: int, bad: bool = False) -> Path:
 
 def test_a_folder_is_listed_then_streamed_with_a_fixed_split(tmp_path: Path):
     root = tiny_folder(tmp_path, 5)
-    source, labels, classes, override = read_source(str(root), 8)
+    source, labels, classes, override = read_source(str(root), 8, tmp_path / "paths.bin")
     assert classes == ["cat", "dog"] and list(labels) == [0] * 5 + [1] * 5 and override == {}
-    assert [Path(p).relative_to(root).as_posix() for p in source.paths[:2]] == ["cat/0.png", "cat/1.png"]
+    assert [Path(p).relative_to(root).as_posix() for p in (source.paths[0], source.paths[1])] == ["cat/0.png", "cat/1.png"]
     cfg = {"input_size": (3, 8, 8), "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
            "mean": (0.0,) * 3, "std": (1.0,) * 3}
     data = StreamedData(source, labels, classes, cfg, seed=0, augment=False, workers=0)
@@ -56,7 +56,7 @@ def test_a_folder_is_listed_then_streamed_with_a_fixed_split(tmp_path: Path):
 
 
 def test_digits_are_the_split_the_docs_write_out():
-    source, labels, classes, override = read_source("digits", 16)
+    source, labels, classes, override = read_source("digits", 16, Path("digits_are_not_listed.bin"))
     data = digits((16, 16))
     assert source.images.shape == (1797, 16, 16, 3) and classes == [str(i) for i in range(10)]
     streamed = StreamedData(source, labels, classes, {}, seed=0, augment=False, workers=0)
@@ -96,7 +96,7 @@ def test_planned_steps_cover_each_epoch_once_and_resume_where_they_stopped():
 
 
 def test_an_all_bad_test_split_has_no_accuracy(tmp_path: Path, capsys):
-    source, labels, classes, _ = read_source(str(tiny_folder(tmp_path, 5, bad=True)), 8)
+    source, labels, classes, _ = read_source(str(tiny_folder(tmp_path, 5, bad=True)), 8, tmp_path / "paths.bin")
     data = StreamedData(source, labels, classes, {"input_size": (3, 8, 8), "crop_pct": 1.0, "crop_mode": "center",
                                                   "interpolation": "bilinear", "mean": (0.5,) * 3,
                                                   "std": (0.5,) * 3}, 0, False, workers=0)
