@@ -21,22 +21,56 @@ class Preempted(Exception):
         self.framework, self.step, self.total, self.path, self.rank = framework, step, total, path, rank
 
 
+_active = 0  # Preemption contexts open in this process
+
+
+def _block_before_fork() -> None:
+    if _active:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _unblock_in_parent() -> None:
+    if _active:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def _default_in_child() -> None:
+    # A forked child (Jittor's compiler pool) must die of SIGTERM, as its pool's terminate() expects. The Python
+    # handler it inherits cannot promise that: CPython drops a signal that lands before its after-fork reset, and
+    # the pool then waits forever for a worker that never saw it. SIGTERM stays blocked across the fork, so one
+    # sent meanwhile is pending here and, with the default action back, ends the child at the unblock.
+    if _active:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+os.register_at_fork(before=_block_before_fork, after_in_parent=_unblock_in_parent,
+                    after_in_child=_default_in_child)
+
+
 class Preemption:
     """``with Preemption() as p:`` SIGTERM sets ``p.requested`` (the previous handler is restored at exit)."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: object = None
+        self._installed = False
         self._pid = os.getpid()
 
     def __enter__(self) -> "Preemption":
+        global _active
         if threading.current_thread() is threading.main_thread():  # Python only delivers signals there
             self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+            _active += 1
         return self
 
     def __exit__(self, kind: type | None, value: BaseException | None, tb: TracebackType | None) -> None:
-        if self._previous is not None:
+        global _active
+        if self._installed:
             signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+            _active -= 1
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         # a process forked from this one (Jittor's compiler pool) inherits the handler: there SIGTERM must end it,
