@@ -26,7 +26,7 @@ def test_predict_runs_vip_at_112(folder, tmp_path):
     # a random init (validate, compare and macs build it so too: create_model(name, img_size=112))
     out = tmp_path / "p.json"
     assert predict.main([str(folder / "a"), "--model", "vip_s14", "--img-size", "112", "--workers", "0",
-                         "--batch-size", "3", "--json", "--output", str(out)]) == 0
+                         "--batch-size", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert len(result["predictions"]) == 3 and result["cfg"]["input_size"] == [3, 112, 112]
 
