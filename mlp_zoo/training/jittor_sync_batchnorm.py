@@ -5,30 +5,15 @@ back-propagates), so N ranks with B/N images each normalise, back-propagate and 
 exact only for equal shards and less accurate. Mirrors ``torch_sync_batchnorm``.
 
 A rank stepping with a blank image of weight 0 (an empty shard, ``training.loop``) contributes nothing to the
-statistics (``blank_batch``)."""
+statistics (``stand_in``)."""
 from __future__ import annotations
-
-import contextlib
-from typing import Iterator
 
 import numpy as np
 
 from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
 from models_jittor.layers import BatchNorm2d
-
-_blank = False
-
-
-@contextlib.contextmanager
-def blank_batch() -> Iterator[None]:
-    """Inside: this rank's batch counts for nothing in the statistics (it still takes part in the collectives)."""
-    global _blank
-    _blank, before = True, _blank
-    try:
-        yield
-    finally:
-        _blank = before
+from mlp_zoo.training.stand_in import batch_weight
 
 
 class SyncBatchNorm2d(BatchNorm2d):
@@ -38,7 +23,7 @@ class SyncBatchNorm2d(BatchNorm2d):
         if not self.is_training():
             return super().execute(x)
         dims = [0] + list(range(2, x.ndim))
-        weight = 0.0 if _blank else 1.0
+        weight = batch_weight()
         count = np.array([x.numel() // x.shape[1] * weight])
         n = float(jt.array(count).mpi_all_reduce("add").item())  # fetched now: collectives in one order
         mean = ((x.float64().sum(dims) * weight).mpi_all_reduce("add") / max(n, 1.0)).float32()

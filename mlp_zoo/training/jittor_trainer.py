@@ -16,7 +16,8 @@ from mlp_zoo.jittor_support.runtime import jt
 from jittor import nn
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from mlp_zoo.training.checkpoint import write_atomically
-from mlp_zoo.training.jittor_sync_batchnorm import blank_batch, synchronise_batchnorm
+from mlp_zoo.training.jittor_sync_batchnorm import synchronise_batchnorm
+from mlp_zoo.training.stand_in import blank_batch
 
 
 class JittorTrainer:

@@ -5,28 +5,13 @@ B/N images each normalise, back-propagate and update the running statistics exac
 back-propagates (the gradient of a sum over ranks is the sum over ranks of the gradients), on any backend.
 
 A rank stepping with a blank image of weight 0 (an empty shard, ``training.loop``) contributes nothing to the
-statistics (``blank_batch``)."""
+statistics (``stand_in``)."""
 from __future__ import annotations
-
-import contextlib
-from typing import Iterator
 
 import torch
 from torch import nn
 from torch.distributed.nn.functional import all_reduce
-
-_blank = False
-
-
-@contextlib.contextmanager
-def blank_batch() -> Iterator[None]:
-    """Inside: this rank's batch counts for nothing in the statistics (it still takes part in the collectives)."""
-    global _blank
-    _blank, before = True, _blank
-    try:
-        yield
-    finally:
-        _blank = before
+from mlp_zoo.training.stand_in import batch_weight
 
 
 class SyncBatchNorm2d(nn.BatchNorm2d):
@@ -36,7 +21,7 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         if not self.training:
             return super().forward(x)
         dims, shape = [0, 2, 3], (1, -1, 1, 1)
-        weight = 0.0 if _blank else 1.0
+        weight = batch_weight()
         local = torch.cat([x.sum(dims, dtype=torch.float64) * weight,
                            x.new_full((1,), x.numel() // x.shape[1] * weight, dtype=torch.float64)])
         total = all_reduce(local)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from mlp_zoo.model_specs.pretrained_cfg import with_cfg
 from mlp_zoo.training.checkpoint import write_atomically
-from mlp_zoo.training.torch_sync_batchnorm import blank_batch, synchronise_batchnorm
+from mlp_zoo.training.torch_sync_batchnorm import synchronise_batchnorm
+from mlp_zoo.training.stand_in import blank_batch
 
 
 def launched_by_torchrun() -> bool:
