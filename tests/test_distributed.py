@@ -112,9 +112,7 @@ def test_mpirun_jittor_equals_one_process(tmp_path: Path, small_folder: Path, mo
         _assert_same_run(one, accumulated, steps)
 
 
-@pytest.mark.parametrize("framework", ["torch", pytest.param("jittor", marks=pytest.mark.xfail(strict=True, reason=(
-    "open (issue 25): step 1 equals the 1-process run, step 2 parts by 1.9e-3: the weights after the first update "
-    "differ, i.e. the gradient through the all-reduced statistics (mpi_all_reduce's backward) is not yet right")))])
+@pytest.mark.parametrize("framework", ["torch", "jittor"])
 def test_batchnorm_statistics_are_synchronised(tmp_path: Path, small_folder: Path, framework: str):
     """ConvMLP-S (BatchNorm in its convolutional stem and stages) at 64 px, 2 steps of global batch 4: 2 processes
     equal 1 process on the global batch, losses and every weight, running mean and variance included, within

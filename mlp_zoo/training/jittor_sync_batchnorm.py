@@ -35,8 +35,10 @@ class SyncBatchNorm2d(BatchNorm2d):
             self._batches += 1
             m = 1.0 / self._batches if self.momentum is None else self.momentum
             unbiased = (var * (n / max(n - 1, 1.0))).float32()
-            self.running_mean.update((1 - m) * self.running_mean + m * mean.stop_grad())
-            self.running_var.update((1 - m) * self.running_var + m * unbiased.stop_grad())
+            # detach(), not stop_grad(): Jittor's stop_grad() freezes the var itself, and the gradient through
+            # the batch mean (``centred``) would be lost
+            self.running_mean.update((1 - m) * self.running_mean + m * mean.detach())
+            self.running_var.update((1 - m) * self.running_var + m * unbiased.detach())
             # run this layer's collectives now, in layer order on every rank: left lazy, the updates would run
             # them at some later sync, where they could meet another rank's gradient all-reduce
             jt.sync([self.running_mean, self.running_var])
