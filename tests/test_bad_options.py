@@ -89,6 +89,17 @@ def test_predict_fails_when_every_input_is_missing_or_bad(tmp_path, capsys):
     assert "2 bad" in line and not output.exists()
 
 
+def test_validate_fails_when_no_image_of_the_folder_can_be_read(tmp_path, capsys):
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        (tmp_path / "data" / cls / "text.jpg").write_text("not an image")
+    output = tmp_path / "top1.json"
+    code = validate.main([str(tmp_path / "data"), "--model", "mixer_s32", "--img-size", "32", "--workers", "0",
+                          "--results-file", str(output)])
+    one_error_line(capsys, code, "none of its 2 images could be read")
+    assert not output.exists()
+
+
 def test_compare_refuses_a_size_before_building_anything(capsys):
     with pytest.raises(SystemExit) as e:
         compare.main(["--models", "vip_s14", "--img-size", "100", "--frameworks", "torch"])

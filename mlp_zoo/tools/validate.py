@@ -124,7 +124,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         bar.update(len(indices))
     bar.close()
     if done == 0:
-        raise ToolError(f"{escaped(args.data)}: none of its {len(items)} images could be read")
+        raise ToolError(f"{escaped(args.data)}: none of its {len(items)} images could be read", status=2)
     cfg = models.cfg
     rows = []
     for f in frameworks:
