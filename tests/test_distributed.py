@@ -2,8 +2,9 @@
 the CPU) and Jittor's MPI mode under mpirun (Open MPI from `make dist-setup`), 2 processes with a global batch of
 16 against one process with batch 16, and gradient accumulation (2 x 8) against batch 16, over 20 steps.
 
-ViP-S/7 runs 2 steps on a folder of 50 images (40 train, 10 test): on the digits its epoch-end evaluation of 359
-images at 224 px took longer than the training it follows.
+ViP-S/7 runs 2 steps at 112 px (a quarter of 224's tokens: the same permutator code, stage grids 16 and 8) on a
+folder of 50 images (40 train, 10 test): on the digits its epoch-end evaluation of 359 images took longer than the
+training it follows.
 
 SGD with momentum: the runs differ only in the order of the batch mean's sums (a few 1e-8); AdamW divides each
 gradient by its running RMS and so amplifies that rounding where gradients are near zero (measured here: 1e-6
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TOL = 1e-5  # per-step losses and final weights, absolute
 
-CASES = [("mixer_s32", 64, 20), pytest.param("vip_s7", 224, 2, marks=pytest.mark.slow)]
+CASES = [("mixer_s32", 64, 20), pytest.param("vip_s7", 112, 2, marks=pytest.mark.slow)]  # ViP-S/7 on 16x16 and 8x8 grids
 
 
 @pytest.fixture(scope="module")

@@ -135,6 +135,10 @@ SMALL_SETTINGS: list[tuple[str, str, str]] = [
     (r"(resolution[-_]study(?:\.py)?)(?=\s|$)", r"\1 --train-steps 2 --finetune-steps 2",
      "resolution-study: two steps of training and of each fine-tune"),
     (r"(finetune(?:\.py)?)(?=\s)(?!.*--batch-size)", r"\1 --batch-size 4", "finetune: batch 4"),
+    (r"(--sizes \d+ \d+)(?: \d+)+", r"\1", "compare --sizes: the first two sizes (still a fitted exponent)"),
+    (r"--seeds (\d+)(?: \d+)+", r"--seeds \1", "ablation-study: one seed"),
+    (r"(ablation[-_]study(?:\.py)?)(?=\s)(?!.*--steps)", r"\1 --steps 2", "ablation-study: two steps a run"),
+    (r"(ablation[-_]study(?:\.py)?.*)--epochs \d+", r"\1--epochs 1", "ablation-study: one epoch"),
 ]
 
 # (file, first line of the block) -> why it does not run here; the page says so next to the block
@@ -316,3 +320,7 @@ def test_small_settings_shorten_commands_and_keep_the_rest():
     assert small(".venv/bin/python tools/finetune.py --model mixer_s32 \\\n    --steps 60 --batch-size 32\n") == \
         ".venv/bin/python tools/finetune.py --model mixer_s32      --steps 2 --batch-size 4\n"
     assert small(".venv/bin/mlp-zoo finetune --help\nls\n") == ".venv/bin/mlp-zoo finetune --help\nls\n"
+    assert small(".venv/bin/mlp-zoo compare --models a b --sizes 128 192 256 320 --runs 3\n") == \
+        ".venv/bin/mlp-zoo compare --batch 2 --warmup 0 --models a b --sizes 128 192 --runs 1\n"
+    assert small(".venv/bin/mlp-zoo ablation-study --settings default local=false --epochs 3 --seeds 0 1\n") == \
+        ".venv/bin/mlp-zoo ablation-study --steps 2 --settings default local=false --epochs 1 --seeds 0\n"

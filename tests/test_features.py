@@ -88,7 +88,28 @@ def seeded(framework: str, build):
     return build()
 
 
+# the head handling is the family's (its classifier keys and feature width), the loading shared: the smallest variant
+# of each family runs the whole scenario (two files of up to 900 MB and eight builds for a Large one), and every
+# variant has the head it relies on (test_every_variant_has_the_head_fine_tuning_replaces)
+SMALLEST_PER_FAMILY = ["smlpnet_t", "mixer_s32", "vip_s14", "convmlp_s"]
+
+
 @pytest.mark.parametrize("name", NAMES)
+def test_every_variant_has_the_head_fine_tuning_replaces(name: str):
+    """The classifier is exactly ``head.weight`` (num_classes, features) and ``head.bias``, in both frameworks, at
+    any class count; nothing else changes shape with it (the keys fine-tuning keeps are the 1000-class model's)."""
+    with torch.device("meta"):
+        shapes = {n: {k: tuple(v.shape) for k, v in models_pytorch.create_model(name, num_classes=n).state_dict().items()}
+                  for n in (1000, 10)}
+    jittor = {k: tuple(v.shape) for k, v in models_jittor.create_model(name, num_classes=10).state_dict().items()}
+    features = shapes[1000]["head.weight"][1]
+    assert {k: v for k, v in shapes[10].items() if not k.endswith("num_batches_tracked")} == jittor  # PyTorch's counter
+    assert shapes[10]["head.weight"] == (10, features) and shapes[10]["head.bias"] == (10,)
+    assert {k: v for k, v in shapes[10].items() if k not in HEAD} == \
+        {k: v for k, v in shapes[1000].items() if k not in HEAD}
+
+
+@pytest.mark.parametrize("name", SMALLEST_PER_FAMILY)
 def test_fine_tune_loading(name: str, tmp_path: Path):
     state = random_state(name)
     features = state["head.weight"].shape[1]

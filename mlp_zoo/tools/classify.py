@@ -280,6 +280,12 @@ class Timer:
         return images / max(total - others, 1e-9)
 
 
+def batch_size(asked: int, images: int) -> int:
+    """The batch for ``images`` inputs: ``--batch-size``, or all of them when fewer (one photo is not padded to 32:
+    the padding would cost 32 images' compute)."""
+    return max(1, min(asked, images))
+
+
 def run_batch(models: Models, x: np.ndarray, batch_size: int, timer: Timer) -> dict[str, np.ndarray]:
     """Logits per framework for ``x``; a short last batch is padded to ``batch_size`` so that Jittor compiles
     one shape only."""
