@@ -20,10 +20,25 @@ import pytest
 from processes import tagged_env, wait_until_gone
 from test_distributed import ROOT, _env, _weights
 
-STEPS, SAVE_EVERY = 8, 4  # two saves of the 295 MB training state (AdamW, EMA) per run: the saves are most of its time
+STEPS, SAVE_EVERY = 8, 4  # one epoch of the folder below; each save writes the 295 MB training state (AdamW, EMA)
 RECIPE = ["--model", "mixer_s32", "--img-size", "64", "--steps", str(STEPS), "--batch-size", "8",
           "--accum-steps", "2", "--warmup-steps", "3", "--min-lr", "1e-5", "--label-smoothing", "0.1",
           "--clip-grad", "0.5", "--ema-decay", "0.9", "--save-every", str(SAVE_EVERY)]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Two classes of 80 noise images: 128 training images (8 steps of 16) and 32 test images, evaluated twice
+    (weights and EMA) at the end of every finished run: the digits' 359 made evaluation most of a run's time."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("resume_folder")
+    rng = np.random.RandomState(0)
+    for label in ("a", "b"):
+        (root / label).mkdir()
+        for i in range(80):
+            Image.fromarray(rng.randint(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / label / f"{i:02d}.png")
+    return root
 
 
 def _cmd(*args: str) -> list[str]:
@@ -52,9 +67,10 @@ def _kill_at(step: int, sig: int, *args: str, cwd: Path) -> str:
 
 
 @pytest.mark.parametrize("framework", ["torch", "jittor"])
-def test_sigkill_or_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path: Path, framework: str):
+def test_sigkill_or_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path: Path, folder: Path, framework: str):
+    recipe = [*RECIPE, "--data", str(folder)]
     whole = tmp_path / "whole"
-    done = _run(*RECIPE, "--framework", framework, "--out", str(whole))
+    done = _run(*recipe, "--framework", framework, "--out", str(whole))
     assert done.returncode == 0, done.stderr[-3000:]
     a = json.loads((whole / "finetune.json").read_text())["runs"][framework]
     suffix = ".pth" if framework == "torch" else ".pkl"
@@ -63,7 +79,7 @@ def test_sigkill_or_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path: P
         kill_step = random.Random().randint(SAVE_EVERY + 1, STEPS - 2)  # past a save, inside the epoch
         (tmp_path / name).mkdir()
         # started with a relative --out in one folder, resumed from another: the paths were recorded absolute
-        said = _kill_at(kill_step, sig, *RECIPE, "--framework", framework, "--out", "killed", cwd=tmp_path / name)
+        said = _kill_at(kill_step, sig, *recipe, "--framework", framework, "--out", "killed", cwd=tmp_path / name)
         killed = tmp_path / name / "killed"
         state = killed / f"checkpoint_{framework}{suffix}"
         assert state.exists() and not (killed / "finetune.json").exists()

@@ -337,7 +337,7 @@ def _run(args: argparse.Namespace, preemption: Preemption) -> dict[str, Any]:
     from weights_convert import CheckpointError
 
     out = Path(args.out)
-    created = not out.exists()
+    created, listed = not out.exists(), (out / LISTING).exists()
     out.mkdir(parents=True, exist_ok=True)  # the image listing goes there; removed again when a check below fails
     try:
         try:
@@ -376,7 +376,12 @@ def _run(args: argparse.Namespace, preemption: Preemption) -> dict[str, Any]:
               f"{len(data.test)} test images at {args.img_size}x{args.img_size}, global batch {args.batch_size} x "
               f"{args.accum_steps} accumulated over {world} process(es), {args.optimizer} lr {args.lr:g}, "
               f"augmentation {args.aug}, mean {tuple(cfg['mean'])} std {tuple(cfg['std'])}", file=sys.stderr)
-    runs = {fw: train(trainer, data, args, out, preemption) for fw, trainer in trainers.items()}
+    try:
+        runs = {fw: train(trainer, data, args, out, preemption) for fw, trainer in trainers.items()}
+    except SystemExit:  # refused (a cut-off checkpoint to resume from): leave the folder as it was found
+        if rank == 0 and not listed:
+            (out / LISTING).unlink(missing_ok=True)
+        raise
     return report(args, runs, out) if rank == 0 else {}
 
 
