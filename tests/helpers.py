@@ -70,3 +70,16 @@ def pretrained_logits(name: str, path: Path, x: np.ndarray, **kwargs) -> tuple[n
     with jt.no_grad():
         theirs = jm(jt.array(x)).numpy()
     return ours, theirs
+
+
+def noise_folder(root: Path, per_class: int) -> Path:
+    """An image folder of two classes, ``a`` and ``b``, of ``per_class`` 32x32 noise PNGs each: labels that carry
+    nothing, for the training machinery (data-parallel, resume), not for accuracy."""
+    from PIL import Image
+
+    rng = np.random.RandomState(0)
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.randint(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / label / f"{i:03d}.png")
+    return root

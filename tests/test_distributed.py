@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import noise_folder
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TOL = 1e-5  # per-step losses and final weights, absolute
@@ -30,15 +32,7 @@ CASES = [("mixer_s32", 64, 20), pytest.param("vip_s7", 112, 2, marks=pytest.mark
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory) -> Path:
     """Two classes of 25 noise images each: 40 train images (two batches of 16) and 10 test images."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("small_folder")
-    rng = np.random.RandomState(0)
-    for label in ("a", "b"):
-        (root / label).mkdir()
-        for i in range(25):
-            Image.fromarray(rng.randint(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / label / f"{i}.png")
-    return root
+    return noise_folder(tmp_path_factory.mktemp("small_folder"), 25)
 
 
 def _data(model: str, folder: Path) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import noise_folder
 from processes import tagged_env, wait_until_gone
 from test_distributed import ROOT, _env, _weights
 
@@ -30,15 +31,7 @@ RECIPE = ["--model", "mixer_s32", "--img-size", "64", "--steps", str(STEPS), "--
 def folder(tmp_path_factory) -> Path:
     """Two classes of 80 noise images: 128 training images (8 steps of 16) and 32 test images, evaluated twice
     (weights and EMA) at the end of every finished run: the digits' 359 made evaluation most of a run's time."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("resume_folder")
-    rng = np.random.RandomState(0)
-    for label in ("a", "b"):
-        (root / label).mkdir()
-        for i in range(80):
-            Image.fromarray(rng.randint(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / label / f"{i:02d}.png")
-    return root
+    return noise_folder(tmp_path_factory.mktemp("resume_folder"), 80)
 
 
 def _cmd(*args: str) -> list[str]:
