@@ -2,23 +2,10 @@
 option or file, exit status 2, and nothing written (run in-process through each tool's ``main(argv)``)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import noise_folder
 from mlp_zoo.tools import compare, finetune, predict, validate
-
-
-def tiny_folder(root: Path, per_class: int) -> Path:
-    """Two class folders of ``per_class`` 40x40 PNGs each."""
-    rng = np.random.RandomState(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.randint(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
 
 
 def one_error_line(capsys, code: int | None, *names: str) -> str:
@@ -61,10 +48,10 @@ def test_finetune_mistakes_are_one_line_before_anything_is_written(tmp_path, cap
     (tmp_path / "empty").mkdir()
     (tmp_path / "text.pth").write_text("not a checkpoint")
     (tmp_path / "a_file").write_text("x")
-    tiny_folder(tmp_path / "few", 3)
+    noise_folder(tmp_path / "few", 3)
     out = tmp_path / "out"
     base = ["--model", "mixer_s32", "--img-size", "32", "--framework", "torch", "--data",
-            str(tiny_folder(tmp_path / "good", 4)), "--batch-size", "2", "--workers", "0", "--out", str(out)]
+            str(noise_folder(tmp_path / "good", 4)), "--batch-size", "2", "--workers", "0", "--out", str(out)]
     with pytest.raises(SystemExit) as e:
         finetune.main(base + [a.replace("{tmp}", str(tmp_path)) for a in argv])
     one_error_line(capsys, e.value.code, named)
@@ -74,7 +61,7 @@ def test_finetune_mistakes_are_one_line_before_anything_is_written(tmp_path, cap
 @pytest.mark.parametrize("tool", [predict, validate])
 @pytest.mark.parametrize("size, named", [("0", "--img-size 0"), ("-32", "--img-size -32"), ("48", "--img-size 48")])
 def test_predict_and_validate_refuse_a_size_the_model_cannot_take(tmp_path, capsys, tool, size, named):
-    folder = tiny_folder(tmp_path / "images", 1)
+    folder = noise_folder(tmp_path / "images", 1)
     with pytest.raises(SystemExit) as e:
         tool.main([str(folder), "--model", "mixer_s32", "--img-size", size])
     one_error_line(capsys, e.value.code, named)
