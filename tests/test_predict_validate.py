@@ -16,6 +16,7 @@ from PIL import Image
 from mlp_zoo import image_data
 from mlp_zoo.image_data.datasets import digits
 from mlp_zoo.model_specs import VARIANTS, variant
+from helpers import noise_folder
 from test_image_data import PHOTOS, SKIMAGE_DATA, make_bad_images
 from mlp_zoo.tools import finetune, predict, validate
 
@@ -226,23 +227,18 @@ def test_compare_adds_a_measured_top1_column(hostile, tmp_path, capsys):
 
 @pytest.mark.parametrize("tool", ["predict", "validate"])
 def test_fewer_images_than_a_batch_are_not_padded_to_it(tmp_path, monkeypatch, tool):
-    """One photo costs one image of compute, not --batch-size (32) images' worth of padding; a folder of 3 runs
-    one batch of 3 in each framework."""
+    """One photo costs one image of compute, not --batch-size (32) images' worth of padding; a folder of 4 runs
+    one batch of 4 in each framework."""
     from mlp_zoo.tools import classify
 
-    folder = tmp_path / "images"
-    rng = np.random.RandomState(0)
-    for c, n in (("a", 2), ("b", 1)):
-        (folder / c).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.randint(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / c / f"{i}.png")
+    folder = noise_folder(tmp_path / "images", 2)
     seen = []
     logits = classify.Models.logits
     monkeypatch.setattr(classify.Models, "logits", lambda self, f, x: seen.append((f, len(x))) or logits(self, f, x))
     common = ["--model", "mixer_s32", "--img-size", "32", "--workers", "0", "--framework", "both"]
     if tool == "predict":
-        predict.main([str(folder / "a" / "0.png"), *common])
+        predict.main([str(folder / "a" / "000.png"), *common])
         assert seen == [("torch", 1), ("jittor", 1)]
     else:
         validate.main([str(folder), *common])
-        assert seen == [("torch", 3), ("jittor", 3)]
+        assert seen == [("torch", 4), ("jittor", 4)]

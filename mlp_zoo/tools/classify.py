@@ -280,7 +280,7 @@ class Timer:
         return images / max(total - others, 1e-9)
 
 
-def batch_size(asked: int, images: int) -> int:
+def batch_for(asked: int, images: int) -> int:
     """The batch for ``images`` inputs: ``--batch-size``, or all of them when fewer (one photo is not padded to 32:
     the padding would cost 32 images' compute)."""
     return max(1, min(asked, images))

@@ -24,7 +24,7 @@ import numpy as np
 
 
 from mlp_zoo.image_data.folder import is_image_name, walk_images
-from mlp_zoo.tools.classify import (BadImages, Timer, ToolError, add_model_args, batch_size, batches, check_args,
+from mlp_zoo.tools.classify import (BadImages, Timer, ToolError, add_model_args, batch_for, batches, check_args,
                             check_writable, escaped, load_models, names_of, prepared, progress, run_batch, softmax,
                             topk, write_atomic_text)
 
@@ -78,7 +78,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     timer = Timer()
     rows: list[dict[str, Any]] = []
     bar = progress(len(paths), f"predict {'+'.join(frameworks)}")
-    size = batch_size(args.batch_size, len(paths))
+    size = batch_for(args.batch_size, len(paths))
     for indices, x in batches(prepared(paths, models.cfg, args), size, bad):
         probs = {f: softmax(logits) for f, logits in run_batch(models, x, size, timer).items()}
         best = {f: topk(p, args.topk) for f, p in probs.items()}

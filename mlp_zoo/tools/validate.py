@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 
-from mlp_zoo.tools.classify import (BadImages, Models, Timer, ToolError, add_model_args, batch_size, batches,
+from mlp_zoo.tools.classify import (BadImages, Models, Timer, ToolError, add_model_args, batch_for, batches,
                             check_args, check_writable, escaped, load_models, names_of, prepared, progress,
                             run_batch, topk, write_atomic_text)
 
@@ -106,7 +106,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     agree, max_logit_diff, done = 0, 0.0, 0
     predictions: list[dict[str, Any]] = []
     bar = progress(len(items), f"validate {'+'.join(frameworks)}")
-    size = batch_size(args.batch_size, len(paths))
+    size = batch_for(args.batch_size, len(paths))
     for indices, x in batches(prepared(paths, models.cfg, args), size, bad):
         logits = run_batch(models, x, size, timer)
         y = labels[indices]
